@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "common/dataset/example_json.h"
+#include "common/dataset/student_text.h"
 #include "common/strings/strings.h"
 #include "services/curator/answers/completion_parser.h"
 #include "services/curator/answers/normalizer.h"
@@ -135,8 +136,8 @@ struct Curation::Impl {
     record.set_sample_index(sample_index);
     switch (options.format()) {
       case v1::OUTPUT_FORMAT_COT_SEQUENCE:
-        record.set_input(strings::Cat(input, " ###"));
-        record.set_label_target(strings::Cat(rationale, " --> ", label, " END"));
+        record.set_input(dataset::CotInput(input));
+        record.set_label_target(dataset::CotTarget(rationale, label));
         break;
       case v1::OUTPUT_FORMAT_LABEL_ONLY:
         record.set_input(input);

@@ -7,6 +7,7 @@
 #include "common/cli/flags.h"
 #include "common/rpc/signals.h"
 #include "services/distill/cluster.h"
+#include "services/distill/model_command.h"
 #include "services/curator/curate_command.h"
 #include "services/teacher_gateway/teach_command.h"
 
@@ -19,6 +20,7 @@ constexpr char kUsage[] =
     "  up        run every distill service in this process on loopback (Ctrl-C stops)\n"
     "  teach     ask a teacher backend for chain-of-thought samples (JSON lines in and out)\n"
     "  curate    turn teacher samples into training records, every drop explained\n"
+    "  model     inspect, run and create student checkpoints (info, generate, logits, init)\n"
     "  help      show this text\n";
 
 }  // namespace
@@ -35,6 +37,7 @@ int main(int argc, char** argv) {
   if (command == "up") return distill::services::RunUp(args);
   if (command == "teach") return distill::teacher::RunTeach(args);
   if (command == "curate") return distill::curator::RunCurate(args);
+  if (command == "model") return distill::services::RunModel(args, std::cout, std::cerr);
   std::cerr << "distill: unknown command \"" << command << "\"\n" << kUsage;
   return 2;
 }

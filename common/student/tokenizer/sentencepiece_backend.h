@@ -53,6 +53,10 @@ class SpmProcessor {
   virtual SpmStatus Encode(std::string_view text, std::vector<int>* ids) const = 0;
   // Precondition: every id is in [0, piece_size()).
   virtual SpmStatus Decode(const std::vector<int>& ids, std::string* text) const = 0;
+  // The piece's text ("\u2581" marks a word start). Precondition: 0 <= id < piece_size().
+  virtual std::string IdToPiece(int id) const = 0;
+  // The id of the piece with exactly this text; unk_id() when there is none.
+  virtual int PieceToId(std::string_view piece) const = 0;
 };
 
 // Entry points of the shim module. Thread-safe.

@@ -50,6 +50,8 @@ class Processor : public SpmProcessor {
   SpmStatus Decode(const std::vector<int>& ids, std::string* text) const override {
     return FromSpm(processor_.Decode(ids, text));
   }
+  std::string IdToPiece(int id) const override { return processor_.IdToPiece(id); }
+  int PieceToId(std::string_view piece) const override { return processor_.PieceToId(piece); }
 
  private:
   sentencepiece::SentencePieceProcessor processor_;

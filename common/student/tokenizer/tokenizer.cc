@@ -271,4 +271,26 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
   return text;
 }
 
+std::string Tokenizer::IdToPiece(int id) const {
+  const int size = vocab_size();
+  if (id >= 0 && id < size) return processor_->IdToPiece(id);
+  if (id >= size && id < size + sentinel_count_) return strings::Cat("<extra_id_", size + sentinel_count_ - 1 - id, ">");
+  return "";
+}
+
+int Tokenizer::PieceToId(std::string_view piece) const {
+  constexpr std::string_view kSentinel = "<extra_id_";
+  if (piece.size() > kSentinel.size() + 1 && piece.substr(0, kSentinel.size()) == kSentinel &&
+      piece.back() == '>') {
+    int index = 0;
+    for (char c : piece.substr(kSentinel.size(), piece.size() - kSentinel.size() - 1)) {
+      if (c < '0' || c > '9' || index > 100000) return kUnkId;
+      index = index * 10 + (c - '0');
+    }
+    const int id = SentinelId(index);
+    return id < 0 ? kUnkId : id;
+  }
+  return processor_->PieceToId(piece);
+}
+
 }  // namespace distill::student

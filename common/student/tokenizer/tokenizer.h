@@ -119,6 +119,15 @@ class Tokenizer {
   // [0, vocab_size()). Never fails.
   std::string Decode(const std::vector<int>& ids) const;
 
+  // The text of piece `id` as stored in the model, with U+2581 ("\u2581", kWordStart) marking a word
+  // start; "<extra_id_N>" for sentinels; empty for ids outside [0, vocab_size() + sentinel_count()).
+  std::string IdToPiece(int id) const;
+  // The id of the piece (or sentinel) spelled exactly `piece`; kUnkId when there is none.
+  int PieceToId(std::string_view piece) const;
+
+  // SentencePiece's word-start marker, U+2581 in UTF-8.
+  static constexpr std::string_view kWordStart = "\xe2\x96\x81";
+
  private:
   Tokenizer(std::unique_ptr<internal::SpmProcessor> processor, std::string serialized);
 
