@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 
+#include "common/artifacts/artifacts.h"
 #include "common/hash/sha256.h"
 #include "common/metrics/builder.h"
 #include "common/rpc/service_module.h"
@@ -14,44 +15,6 @@
 #include "services/curator/dataset.h"
 
 namespace distill::services {
-namespace {
-
-// Resolves an artifact URI to a local path; `field` names the request field in errors.
-absl::StatusOr<std::string> ResolveUri(const std::string& root, const std::string& uri,
-                                       std::string_view field) {
-  constexpr std::string_view kArtifact = "artifact://";
-  constexpr std::string_view kFile = "file://";
-  std::string_view u = uri;
-  if (u.substr(0, kArtifact.size()) == kArtifact) {
-    std::string_view rel = u.substr(kArtifact.size());
-    if (rel.empty() || rel.front() == '/' || rel.find("..") != std::string_view::npos) {
-      return absl::InvalidArgumentError(
-          strings::Cat(field, ": \"", uri, "\" must be a relative path inside the store"));
-    }
-    return (std::filesystem::path(root) / std::string(rel)).string();
-  }
-  if (u.substr(0, kFile.size()) == kFile) u = u.substr(kFile.size());
-  if (!u.empty() && u.front() == '/') return std::string(u);
-  return absl::InvalidArgumentError(strings::Cat(
-      field, ": expected artifact://<path>, file:///<path> or an absolute path, got \"", uri, "\""));
-}
-
-absl::Status VerifyHash(const std::string& path, const std::string& expected, std::string_view field) {
-  if (expected.empty()) return absl::OkStatus();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(strings::Cat(field, ": cannot read \"", path, "\""));
-  hash::Sha256 h;
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) h.Update(std::string_view(buffer, in.gcount()));
-  const std::string actual = strings::Cat("sha256:", h.HexDigest());
-  if (actual != expected) {
-    return absl::FailedPreconditionError(
-        strings::Cat(field, ".content_hash: the file hashes to ", actual, ", expected ", expected));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 CuratorService::CuratorService(rpc::CallGuard guard, CuratorConfig config, metrics::Registry* registry)
     : guard_(guard),
@@ -127,11 +90,11 @@ grpc::Status CuratorService::CurateDataset(grpc::ServerContext* context,
   return rpc::Handle(guard_, context, [&]() -> absl::Status {
     if (request->input().uri().empty()) return absl::InvalidArgumentError("input.uri: is required");
     ASSIGN_OR_RETURN(std::string input_path,
-                     ResolveUri(config_.artifact_root, request->input().uri(), "input.uri"));
+                     artifacts::ResolveUri(config_.artifact_root, request->input().uri(), "input.uri"));
     if (!std::filesystem::exists(input_path)) {
       return absl::NotFoundError(strings::Cat("input.uri: no such file \"", input_path, "\""));
     }
-    RETURN_IF_ERROR(VerifyHash(input_path, request->input().content_hash(), "input"));
+    RETURN_IF_ERROR(artifacts::VerifyContentHash(input_path, request->input().content_hash(), "input"));
     curator::CurateFileOptions options;
     options.input_path = input_path;
     *options.config.mutable_task() = request->task();
@@ -145,7 +108,7 @@ grpc::Status CuratorService::CurateDataset(grpc::ServerContext* context,
           "artifact://curated/",
           hash::Sha256Hex(strings::Cat(request->input().uri(), "\n", config_json)).substr(0, 16), "/");
     }
-    ASSIGN_OR_RETURN(options.output_dir, ResolveUri(config_.artifact_root, output_uri, "output_uri"));
+    ASSIGN_OR_RETURN(options.output_dir, artifacts::ResolveUri(config_.artifact_root, output_uri, "output_uri"));
     ASSIGN_OR_RETURN(curator::CurateFileResult result, curator::CurateFile(options));
     response->mutable_output()->set_uri(output_uri.back() == '/' ? output_uri : output_uri + "/");
     response->mutable_output()->set_content_hash(result.manifest_hash);
