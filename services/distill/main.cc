@@ -10,6 +10,9 @@
 #include "services/distill/model_command.h"
 #include "services/curator/curate_command.h"
 #include "services/teacher_gateway/teach_command.h"
+#include "services/trainer/train_command.h"
+#include "services/trainer/training/worker.h"
+#include "services/trainer/training/worker_protocol.h"
 
 namespace {
 
@@ -21,11 +24,17 @@ constexpr char kUsage[] =
     "  teach     ask a teacher backend for chain-of-thought samples (JSON lines in and out)\n"
     "  curate    turn teacher samples into training records, every drop explained\n"
     "  model     inspect, run and create student checkpoints (info, generate, logits, init)\n"
+    "  train     fine-tune a student on curated records, with a progress bar (Ctrl-C cancels)\n"
     "  help      show this text\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Hidden: a training worker started by the trainer (services/trainer/training/worker_protocol.h). Before
+  // BlockShutdownSignals, since SIGTERM must stop a worker at once.
+  if (argc > 1 && argv[1] == distill::trainer::kWorkerCommand) {
+    return distill::trainer::RunTrainerWorker(distill::cli::Args(argc, argv, 2));
+  }
   distill::rpc::BlockShutdownSignals();
   std::vector<std::string> args = distill::cli::Args(argc, argv);
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
@@ -38,6 +47,7 @@ int main(int argc, char** argv) {
   if (command == "teach") return distill::teacher::RunTeach(args);
   if (command == "curate") return distill::curator::RunCurate(args);
   if (command == "model") return distill::services::RunModel(args, std::cout, std::cerr);
+  if (command == "train") return distill::trainer::RunTrain(args);
   std::cerr << "distill: unknown command \"" << command << "\"\n" << kUsage;
   return 2;
 }

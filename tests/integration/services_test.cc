@@ -124,6 +124,12 @@ grpc::StatusCode ExpectedCodeForEmptyRequest(const std::string& method) {
       {"distill.v1.TeacherGateway/ListBackends", grpc::StatusCode::OK},
       {"distill.v1.Curator/Curate", grpc::StatusCode::FAILED_PRECONDITION},
       {"distill.v1.Curator/CurateDataset", grpc::StatusCode::INVALID_ARGUMENT},
+      // Required ids are missing; listing nothing is fine.
+      {"distill.v1.Trainer/StartRun", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Trainer/WatchRun", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Trainer/CancelRun", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Trainer/GetRun", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Trainer/ListRuns", grpc::StatusCode::OK},
   };
   auto it = expected->find(method);
   return it == expected->end() ? grpc::StatusCode::UNIMPLEMENTED : it->second;
