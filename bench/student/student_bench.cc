@@ -37,8 +37,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -178,11 +178,14 @@ double EncoderFlops(const Dims& m, double src) {
 
 // One forward pass (encoder + decoder + lm_head) of one sequence pair.
 double ForwardFlops(const Dims& m, double src, double tgt) {
-  const double decoder_layer = tgt * 2 * 4 * m.d * m.inner + 2 * 2 * tgt * tgt * m.inner  // self-attention
-                               + tgt * 2 * 2 * m.d * m.inner + src * 2 * 2 * m.d * m.inner  // cross q, o; k, v
-                               + 2 * 2 * tgt * src * m.inner                                // cross scores
-                               + tgt * 2 * m.ff_mats * m.d * m.ff;                          // feed-forward
-  return EncoderFlops(m, src) + m.dec_layers * decoder_layer + tgt * 2 * m.d * m.vocab;
+  const double self_attention = tgt * 2 * 4 * m.d * m.inner      // q, k, v, o
+                                + 2 * 2 * tgt * tgt * m.inner;   // scores, context
+  const double cross_attention = tgt * 2 * 2 * m.d * m.inner     // q, o
+                                 + src * 2 * 2 * m.d * m.inner   // k, v
+                                 + 2 * 2 * tgt * src * m.inner;  // scores, context
+  const double feed_forward = tgt * 2 * m.ff_mats * m.d * m.ff;
+  return EncoderFlops(m, src) + m.dec_layers * (self_attention + cross_attention + feed_forward) +
+         tgt * 2 * m.d * m.vocab;
 }
 
 double TrainStepFlops(const T5Config& c, double batch, double src, double tgt) {
@@ -196,7 +199,7 @@ double GenerationFlops(const T5Config& c, double batch, double src, int new_toke
   double flops = EncoderFlops(m, src) + m.dec_layers * src * 2 * 2 * m.d * m.inner;
   for (int t = 0; t < new_tokens; ++t) {
     const double keys = t + 1;
-    const double layer = 2 * 4 * m.d * m.inner + 2 * 2 * keys * m.inner  // self-attention
+    const double layer = 2 * 4 * m.d * m.inner + 2 * 2 * keys * m.inner   // self-attention
                          + 2 * 2 * m.d * m.inner + 2 * 2 * src * m.inner  // cross q, o, scores
                          + 2 * m.ff_mats * m.d * m.ff;
     flops += m.dec_layers * layer + 2 * m.d * m.vocab;
@@ -246,10 +249,9 @@ json MeasureTraining(T5Model& model, const Options& o, int steps) {
   torch::Tensor ids = RandomIds(c, {o.batch, o.src_len});
   torch::Tensor mask = torch::ones_like(ids);
   torch::Tensor labels = RandomIds(c, {o.batch, o.tgt_len});
-  torch::Tensor decoder_ids =
-      torch::cat({torch::full({o.batch, 1}, c.decoder_start_token_id, torch::kInt64),
-                  labels.slice(1, 0, o.tgt_len - 1)},
-                 1);
+  torch::Tensor decoder_ids = torch::cat(
+      {torch::full({o.batch, 1}, c.decoder_start_token_id, torch::kInt64), labels.slice(1, 0, o.tgt_len - 1)},
+      1);
   torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(o.lr));
   model.train();
   double forward = 0, backward = 0, step_time = 0;
@@ -389,10 +391,10 @@ std::string ShellQuote(const std::string& s) {
 
 // What one run of the Python baseline measures.
 struct PythonJob {
-  bool parity = false;            // the parity checks against dir/parity.safetensors
-  std::string gen_batches;        // comma-separated generation batch sizes; empty: none
-  int train_steps = 0;            // timed training steps; 0: no training
-  bool sgemm = false;             // the sgemm rate as torch.mm sees it from Python
+  bool parity = false;      // the parity checks against dir/parity.safetensors
+  std::string gen_batches;  // comma-separated generation batch sizes; empty: none
+  int train_steps = 0;      // timed training steps; 0: no training
+  bool sgemm = false;       // the sgemm rate as torch.mm sees it from Python
 };
 
 absl::StatusOr<json> RunPython(const Options& o, const std::string& dir, const PythonJob& job) {
@@ -401,14 +403,21 @@ absl::StatusOr<json> RunPython(const Options& o, const std::string& dir, const P
   const std::string blas_threads = std::to_string(o.blas_threads);
   if (o.blas_threads > 0) setenv("OPENBLAS_NUM_THREADS", blas_threads.c_str(), 1);
   setenv("OMP_NUM_THREADS", threads.c_str(), 1);
-  std::vector<std::string> args = {
-      o.python, o.script, "--config", dir + "/config.json", "--weights", dir + "/model.safetensors",
-      "--threads", threads, "--blas-threads", blas_threads, "--batch", std::to_string(o.batch),
-      "--src-len", std::to_string(o.src_len), "--tgt-len", std::to_string(o.tgt_len),
-      "--lr", absl::StrCat(o.lr), "--train-warmup", std::to_string(o.train_warmup),
-      "--train-steps", std::to_string(job.train_steps), "--gen-batches", job.gen_batches,
-      "--gen-tokens", std::to_string(o.gen_tokens), "--gen-reps", std::to_string(o.gen_reps),
-      "--sgemm-n", std::to_string(job.sgemm ? o.sgemm_n : 0)};
+  std::vector<std::string> args = {o.python,         o.script,
+                                   "--config",       dir + "/config.json",
+                                   "--weights",      dir + "/model.safetensors",
+                                   "--threads",      threads,
+                                   "--blas-threads", blas_threads,
+                                   "--batch",        std::to_string(o.batch),
+                                   "--src-len",      std::to_string(o.src_len),
+                                   "--tgt-len",      std::to_string(o.tgt_len),
+                                   "--lr",           absl::StrCat(o.lr),
+                                   "--train-warmup", std::to_string(o.train_warmup),
+                                   "--train-steps",  std::to_string(job.train_steps),
+                                   "--gen-batches",  job.gen_batches,
+                                   "--gen-tokens",   std::to_string(o.gen_tokens),
+                                   "--gen-reps",     std::to_string(o.gen_reps),
+                                   "--sgemm-n",      std::to_string(job.sgemm ? o.sgemm_n : 0)};
   if (job.parity) {
     args.push_back("--parity");
     args.push_back(dir + "/parity.safetensors");
@@ -468,7 +477,8 @@ absl::StatusOr<json> MeasureQuietly(const Options& o, const std::string& what,
 void KeepBest(json& best, json candidate) {
   json rounds = best.is_null() ? json::array() : best["rounds_tokens_per_second"];
   rounds.push_back(candidate["tokens_per_second"]);
-  if (best.is_null() || candidate["tokens_per_second"].get<double>() > best["tokens_per_second"].get<double>()) {
+  if (best.is_null() ||
+      candidate["tokens_per_second"].get<double>() > best["tokens_per_second"].get<double>()) {
     best = std::move(candidate);
   }
   best["rounds_tokens_per_second"] = rounds;
@@ -531,8 +541,9 @@ absl::StatusOr<json> RunShape(const Options& o, const std::string& shape, bool p
     gen_job.parity = round == 1;
     gen_job.gen_batches = absl::StrJoin(o.gen_batches, ",");
     gen_job.sgemm = python_sgemm && round == 1;
-    ASSIGN_OR_RETURN(json p, MeasureQuietly(o, tag + (round == 1 ? "Python parity and generate" : "Python generate"),
-                                            [&] { return RunPython(o, dir, gen_job); }));
+    ASSIGN_OR_RETURN(json p,
+                     MeasureQuietly(o, tag + (round == 1 ? "Python parity and generate" : "Python generate"),
+                                    [&] { return RunPython(o, dir, gen_job); }));
     for (json& g : p["generate"]) g["foreign_load_cores"] = p["foreign_load_cores"];
     KeepBestGeneration(py["generate"], p["generate"]);
     if (round == 1) {
@@ -583,8 +594,13 @@ bool Report(const Options& o, double peak_gflops, json& r) {
     std::printf("%-6s %-34s %12.1f %12.1f %7.2fx %6s %5.1f%% %5.1f%%  %s\n", shape.c_str(), what.c_str(),
                 cpp_tps, py_tps, ratio, absl::StrFormat(">=%.1fx", target).c_str(), 100 * cpp_mfu,
                 100 * py_mfu, py_tps > 0 ? (pass ? "PASS" : "FAIL") : "-");
-    rows.push_back({{"measure", what}, {"cpp_tokens_per_second", cpp_tps}, {"python_tokens_per_second", py_tps},
-                    {"ratio", ratio}, {"target", target}, {"pass", pass}, {"cpp_mfu", cpp_mfu},
+    rows.push_back({{"measure", what},
+                    {"cpp_tokens_per_second", cpp_tps},
+                    {"python_tokens_per_second", py_tps},
+                    {"ratio", ratio},
+                    {"target", target},
+                    {"pass", pass},
+                    {"cpp_mfu", cpp_mfu},
                     {"python_mfu", py_mfu}});
   };
 
@@ -616,12 +632,14 @@ bool Report(const Options& o, double peak_gflops, json& r) {
   for (const json& g : cpp["generate"]) cpp_load = std::max(cpp_load, g["foreign_load_cores"].get<double>());
   double py_load = have_py ? r["python"]["train"]["foreign_load_cores"].get<double>() : 0;
   if (have_py) {
-    for (const json& g : r["python"]["generate"]) py_load = std::max(py_load, g["foreign_load_cores"].get<double>());
+    for (const json& g : r["python"]["generate"])
+      py_load = std::max(py_load, g["foreign_load_cores"].get<double>());
   }
-  std::printf("%-6s other processes used at most %.2f cores during a C++ measurement, %.2f during a Python "
-              "one%s\n",
-              shape.c_str(), cpp_load, py_load,
-              std::max(cpp_load, py_load) > 0.1 ? " (NOISY: rerun on a quiet machine)" : "");
+  std::printf(
+      "%-6s other processes used at most %.2f cores during a C++ measurement, %.2f during a Python "
+      "one%s\n",
+      shape.c_str(), cpp_load, py_load,
+      std::max(cpp_load, py_load) > 0.1 ? " (NOISY: rerun on a quiet machine)" : "");
 
   // Parity.
   if (have_py && r["python"].contains("parity")) {
@@ -636,10 +654,11 @@ bool Report(const Options& o, double peak_gflops, json& r) {
                    {"argmax_agreement", p["argmax_agreement"]},
                    {"greedy_equal_python_cached", cached_equal},
                    {"greedy_equal_python_uncached", uncached_equal}};
-    std::printf("%-6s parity: logits max |diff| %.3g (max |logit| %.3g, argmax agreement %.4f); greedy tokens "
-                "(%zu rows x %d) equal Python cached: %s, uncached: %s\n",
-                shape.c_str(), diff, scale, p["argmax_agreement"].get<double>(), greedy.size(), o.gen_tokens,
-                cached_equal ? "yes" : "NO", uncached_equal ? "yes" : "NO");
+    std::printf(
+        "%-6s parity: logits max |diff| %.3g (max |logit| %.3g, argmax agreement %.4f); greedy tokens "
+        "(%zu rows x %d) equal Python cached: %s, uncached: %s\n",
+        shape.c_str(), diff, scale, p["argmax_agreement"].get<double>(), greedy.size(), o.gen_tokens,
+        cached_equal ? "yes" : "NO", uncached_equal ? "yes" : "NO");
   }
   return all_pass;
 }
@@ -676,16 +695,19 @@ int Run(Options o) {
     first = false;
   }
 
-  std::printf("distill-bench-student: torch %d threads, OpenBLAS %d threads; sgemm peak %.1f GFLOP/s "
-              "(%dx%dx%d float32, best of 5)\n",
-              at::get_num_threads(), blas_threads, peak, o.sgemm_n, o.sgemm_n, o.sgemm_n);
+  std::printf(
+      "distill-bench-student: torch %d threads, OpenBLAS %d threads; sgemm peak %.1f GFLOP/s "
+      "(%dx%dx%d float32, best of 5)\n",
+      at::get_num_threads(), blas_threads, peak, o.sgemm_n, o.sgemm_n, o.sgemm_n);
   if (!results["shapes"].empty() && results["shapes"][0].contains("python")) {
     const json& py = results["shapes"][0]["python"];
-    std::printf("Python baseline: torch %s (python %s), torch %d threads, OpenBLAS %d threads; sgemm %.1f "
-                "GFLOP/s\n",
-                py["torch_version"].get<std::string>().c_str(), py["python"].get<std::string>().c_str(),
-                py["torch_threads"].get<int>(), py["openblas_threads"].is_null() ? -1 : py["openblas_threads"].get<int>(),
-                py.value("sgemm_gflops", 0.0));
+    std::printf(
+        "Python baseline: torch %s (python %s), torch %d threads, OpenBLAS %d threads; sgemm %.1f "
+        "GFLOP/s\n",
+        py["torch_version"].get<std::string>().c_str(), py["python"].get<std::string>().c_str(),
+        py["torch_threads"].get<int>(),
+        py["openblas_threads"].is_null() ? -1 : py["openblas_threads"].get<int>(),
+        py.value("sgemm_gflops", 0.0));
   }
   std::printf("%-6s %-34s %12s %12s %8s %6s %6s %6s  %s\n", "shape", "measure (tokens/s)", "C++", "Python",
               "ratio", "target", "MFU", "MFU Py", "");
