@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything distill needs to build, test and run, from Debian bookworm's archive only.
 # Idempotent: packages already present are skipped by apt-get; safe to run on every CI start.
+# --bench also installs what the benchmarks need (not needed to build or test; see
+# scripts/install-bench-deps.sh).
 set -euo pipefail
 
 packages=(
@@ -20,6 +22,15 @@ packages=(
   # openssl makes the throwaway certificates of the TLS tests.
   openssl
 )
+
+if [ "${1:-}" = "--bench" ]; then
+  # The plain-PyTorch T5 baseline of bench/student (t5_reference.py, under /usr/bin/python3): Debian's
+  # PyTorch 1.13, the same libtorch the C++ side links; numpy backs its safetensors reader.
+  packages+=(python3 python3-torch python3-numpy)
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--bench]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${packages[@]}"; do
