@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "common/strings/strings.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -82,6 +83,12 @@ absl::StatusOr<v1::TaskType> ParseTaskTypeName(std::string_view name) {
   if (name == "free_text") return v1::TASK_TYPE_FREE_TEXT;
   return absl::InvalidArgumentError(strings::Cat(
       "expected one of: numeric, multiple_choice, classification, free_text, got \"", name, "\""));
+}
+
+std::string StudentInput(const v1::Example& example) {
+  std::string input(absl::StripAsciiWhitespace(example.input()));
+  if (input.find("Answer Choices:") == std::string::npos) AppendAnswerChoices(example, &input);
+  return input;
 }
 
 }  // namespace distill::dataset

@@ -28,6 +28,10 @@ absl::StatusOr<v1::Example> ExampleFromJson(const nlohmann::json& object, std::s
 // for an example without choices.
 void AppendAnswerChoices(const v1::Example& example, std::string* text);
 
+// The question as a student sees it (the curator's record input, the trainer's eval question): the input
+// trimmed of surrounding whitespace, with AppendAnswerChoices unless it already lists "Answer Choices:".
+std::string StudentInput(const v1::Example& example);
+
 // `message` in the proto3 JSON mapping with the original (snake_case) field names, on one line: the
 // form of every JSON-lines record distill writes.
 std::string ProtoToJson(const google::protobuf::Message& message);

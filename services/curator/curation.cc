@@ -53,14 +53,6 @@ bool RestatesAnswer(std::string_view rationale, std::string_view answer) {
   return content < 2;
 }
 
-// The student's input: the question, with its answer choices when it has them and the question text
-// does not list them already.
-std::string RenderInput(const v1::Example& example) {
-  std::string input(absl::StripAsciiWhitespace(example.input()));
-  if (input.find("Answer Choices:") == std::string::npos) dataset::AppendAnswerChoices(example, &input);
-  return input;
-}
-
 }  // namespace
 
 std::string_view DropReasonName(v1::DropReason reason) {
@@ -207,7 +199,7 @@ struct Curation::Impl {
       gold = *g;
       summary.set_examples_with_gold(summary.examples_with_gold() + 1);
     }
-    const std::string input = RenderInput(ex);
+    const std::string input = dataset::StudentInput(ex);
     if (source == v1::LABEL_SOURCE_GOLD_ONLY) return AddGoldOnly(ex, input);
 
     summary.set_received(summary.received() + in.samples_size());

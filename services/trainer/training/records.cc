@@ -43,14 +43,6 @@ std::string GoldOf(const v1::TrainingRecord& record, v1::Objective objective) {
   return record.label_target();
 }
 
-// What the curator gives the student as input: the question, with its answer choices unless it lists them
-// already (services/curator/curation.cc renders records the same way).
-std::string RenderQuestion(const v1::Example& example) {
-  std::string input(absl::StripAsciiWhitespace(example.input()));
-  if (input.find("Answer Choices:") == std::string::npos) dataset::AppendAnswerChoices(example, &input);
-  return input;
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> RecordsPath(const std::string& dataset_path) {
@@ -192,7 +184,7 @@ absl::StatusOr<std::vector<EvalExample>> ReadEvalExamples(const std::string& pat
     if (!example->has_gold())
       return absl::InvalidArgumentError(strings::Cat(where(), "gold: required for evaluation"));
     EvalExample e;
-    e.question = RenderQuestion(*example);
+    e.question = dataset::StudentInput(*example);
     absl::StatusOr<curator::NormalizedAnswer> gold = normalizer.NormalizeGold(*example);
     if (!gold.ok())
       return absl::InvalidArgumentError(strings::Cat(where(), "gold: ", gold.status().message()));
