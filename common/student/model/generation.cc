@@ -47,32 +47,6 @@ absl::Status Validate(const torch::Tensor& input_ids, const torch::Tensor& atten
   return absl::InvalidArgumentError(absl::StrCat("Generate: ", absl::StrJoin(problems, "; ")));
 }
 
-// Draws one token per row of logits [N, V] float32 after temperature, top-k and top-p filtering.
-torch::Tensor Sample(const torch::Tensor& logits, const GenerationOptions& options,
-                     const std::optional<at::Generator>& generator) {
-  const float negative_infinity = -std::numeric_limits<float>::infinity();
-  torch::Tensor scaled = logits / options.temperature;
-  const int64_t vocab = scaled.size(-1);
-  if (options.top_k > 0 && options.top_k < vocab) {
-    torch::Tensor kth =
-        std::get<0>(scaled.topk(options.top_k, -1)).select(-1, options.top_k - 1).unsqueeze(-1);
-    scaled = scaled.masked_fill(scaled < kth, negative_infinity);
-  }
-  if (options.top_p < 1) {
-    auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
-    torch::Tensor probs = torch::softmax(sorted, -1);
-    // A token stays while the probability of the more likely tokens before it is still below top_p; the
-    // most likely token always stays.
-    torch::Tensor drop_sorted = (probs.cumsum(-1) - probs) >= options.top_p;
-    torch::Tensor drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
-    scaled = scaled.masked_fill(drop, negative_infinity);
-  }
-  torch::Tensor probs = torch::softmax(scaled, -1);
-  if (generator.has_value())
-    return torch::multinomial(probs, 1, /*replacement=*/false, *generator).squeeze(1);
-  return torch::multinomial(probs, 1, /*replacement=*/false).squeeze(1);
-}
-
 std::vector<std::vector<int>> GreedyOrSample(T5Model& model, const torch::Tensor& input_ids,
                                              const torch::Tensor& attention_mask,
                                              const GenerationOptions& options) {
@@ -91,7 +65,7 @@ std::vector<std::vector<int>> GreedyOrSample(T5Model& model, const torch::Tensor
   for (int step = 0; step < options.max_new_tokens && !active.empty(); ++step) {
     torch::Tensor logits = model.DecodeStep(tokens, cache).to(torch::kFloat32);
     torch::Tensor next =
-        (options.temperature == 0 ? logits.argmax(-1) : Sample(logits, options, generator)).contiguous();
+        (options.temperature == 0 ? logits.argmax(-1) : SampleTokens(logits, options, generator)).contiguous();
     const int64_t* next_data = next.data_ptr<int64_t>();
     std::vector<int64_t> keep_rows;
     std::vector<int64_t> still_active;
@@ -244,6 +218,31 @@ absl::StatusOr<std::vector<std::vector<int>>> Guarded(const char* what, Fn&& fn)
 }
 
 }  // namespace
+
+torch::Tensor SampleTokens(const torch::Tensor& logits, const GenerationOptions& options,
+                           const std::optional<at::Generator>& generator) {
+  const float negative_infinity = -std::numeric_limits<float>::infinity();
+  torch::Tensor scaled = logits / options.temperature;
+  const int64_t vocab = scaled.size(-1);
+  if (options.top_k > 0 && options.top_k < vocab) {
+    torch::Tensor kth =
+        std::get<0>(scaled.topk(options.top_k, -1)).select(-1, options.top_k - 1).unsqueeze(-1);
+    scaled = scaled.masked_fill(scaled < kth, negative_infinity);
+  }
+  if (options.top_p < 1) {
+    auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
+    torch::Tensor probs = torch::softmax(sorted, -1);
+    // A token stays while the probability of the more likely tokens before it is still below top_p; the
+    // most likely token always stays.
+    torch::Tensor drop_sorted = (probs.cumsum(-1) - probs) >= options.top_p;
+    torch::Tensor drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
+    scaled = scaled.masked_fill(drop, negative_infinity);
+  }
+  torch::Tensor probs = torch::softmax(scaled, -1);
+  if (generator.has_value())
+    return torch::multinomial(probs, 1, /*replacement=*/false, *generator).squeeze(1);
+  return torch::multinomial(probs, 1, /*replacement=*/false).squeeze(1);
+}
 
 absl::StatusOr<std::vector<std::vector<int>>> Generate(T5Model& model, const torch::Tensor& input_ids,
                                                        const torch::Tensor& attention_mask,

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/student/model/t5.h"
+#include "ATen/core/Generator.h"
 #include "torch/types.h"
 
 namespace distill::student {
@@ -48,6 +49,12 @@ struct GenerationOptions {
 absl::StatusOr<std::vector<std::vector<int>>> Generate(T5Model& model, const torch::Tensor& input_ids,
                                                        const torch::Tensor& attention_mask,
                                                        const GenerationOptions& options);
+
+// Draws one token per row of logits [N, V] float32 from softmax(logits / options.temperature) after top-k
+// and top-p filtering (options.temperature must be > 0). `generator` unset = libtorch's global generator.
+// Returns int64 [N]. Used by Generate, and by servers that decode rows with different options in one batch.
+torch::Tensor SampleTokens(const torch::Tensor& logits, const GenerationOptions& options,
+                           const std::optional<at::Generator>& generator);
 
 namespace generation_internal {
 

@@ -1,5 +1,6 @@
 #include "common/student/model/t5.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -345,6 +346,11 @@ class Stack : public torch::nn::Module {
     // Every cached key is in the query's past, so no causal mask is needed.
     torch::Tensor self_bias = block->items()[0]->layer->items()[0]->attention->ComputeBias(
         /*query_len=*/1, /*key_len=*/cache.length + 1, /*query_offset=*/cache.length);
+    if (cache.self_mask.defined()) {
+      // The new position is every row's own newest key: never masked.
+      cache.self_mask = torch::cat({cache.self_mask, torch::zeros({ids.size(0), 1, 1, 1}, torch::kFloat32)}, 3);
+      self_bias = self_bias + cache.self_mask;
+    }
     const auto& blocks = block->items();
     for (size_t i = 0; i < blocks.size(); ++i) hidden = blocks[i]->Step(hidden, self_bias, cache, i);
     cache.length += 1;
@@ -478,6 +484,100 @@ void DecoderCache::SelectRows(const torch::Tensor& rows) {
   select(cross_key);
   select(cross_value);
   cross_bias = cross_bias.index_select(0, rows);
+  if (self_mask.defined()) self_mask = self_mask.index_select(0, rows);
+}
+
+namespace {
+
+// Number of leading (from_end = false) or trailing columns of an additive mask [B, 1, 1, L] that are
+// masked in every row.
+int64_t MaskedEdgeColumns(const torch::Tensor& mask, bool from_end) {
+  torch::Tensor all_masked = mask.lt(0).all(0).reshape({-1});  // [L] bool
+  if (from_end) all_masked = all_masked.flip(0);
+  const int64_t length = all_masked.size(0);
+  const bool* data = all_masked.contiguous().data_ptr<bool>();
+  int64_t n = 0;
+  while (n < length && data[n]) ++n;
+  return n;
+}
+
+// Pads dimension `dim` of t with `before` and `after` entries of `value`.
+torch::Tensor Pad(const torch::Tensor& t, int64_t dim, int64_t before, int64_t after, float value) {
+  if (before == 0 && after == 0) return t;
+  std::vector<torch::Tensor> parts;
+  auto filler = [&](int64_t n) {
+    std::vector<int64_t> shape = t.sizes().vec();
+    shape[dim] = n;
+    return torch::full(shape, value, t.options());
+  };
+  if (before > 0) parts.push_back(filler(before));
+  parts.push_back(t);
+  if (after > 0) parts.push_back(filler(after));
+  return torch::cat(parts, dim);
+}
+
+}  // namespace
+
+void DecoderCache::TrimPadding() {
+  c10::InferenceMode inference;
+  if (self_mask.defined() && length > 0) {
+    const int64_t drop = std::min(MaskedEdgeColumns(self_mask, /*from_end=*/false), length - 1);
+    if (drop > 0) {
+      for (std::vector<torch::Tensor>* tensors : {&self_key, &self_value}) {
+        for (torch::Tensor& t : *tensors) t = t.narrow(2, drop, length - drop);
+      }
+      self_mask = self_mask.narrow(3, drop, length - drop);
+      length -= drop;
+    }
+    if (!self_mask.lt(0).any().item<bool>()) self_mask = torch::Tensor();
+  }
+  const int64_t source = cross_bias.size(3);
+  const int64_t drop = std::min(MaskedEdgeColumns(cross_bias, /*from_end=*/true), source - 1);
+  if (drop > 0) {
+    for (std::vector<torch::Tensor>* tensors : {&cross_key, &cross_value}) {
+      for (torch::Tensor& t : *tensors) t = t.narrow(2, 0, source - drop);
+    }
+    cross_bias = cross_bias.narrow(3, 0, source - drop);
+  }
+}
+
+DecoderCache ConcatDecoderCaches(const DecoderCache& a, const DecoderCache& b) {
+  c10::InferenceMode inference;
+  const float lowest = std::numeric_limits<float>::lowest();
+  DecoderCache out;
+  out.length = std::max(a.length, b.length);
+  const int64_t source = std::max(a.cross_bias.size(3), b.cross_bias.size(3));
+  const size_t layers = a.cross_key.size();
+  out.self_key.resize(layers);
+  out.self_value.resize(layers);
+  for (size_t i = 0; i < layers; ++i) {
+    auto cross = [&](const torch::Tensor& t) { return Pad(t, 2, 0, source - t.size(2), 0.0f); };
+    out.cross_key.push_back(torch::cat({cross(a.cross_key[i]), cross(b.cross_key[i])}, 0));
+    out.cross_value.push_back(torch::cat({cross(a.cross_value[i]), cross(b.cross_value[i])}, 0));
+    if (out.length == 0) continue;
+    // A cache of length 0 has no self-attention tensors yet: all its columns are padding.
+    auto self = [&](const DecoderCache& c, const std::vector<torch::Tensor>& t) {
+      if (c.length == 0) {
+        torch::Tensor like = c.cross_key[i];
+        return torch::zeros({like.size(0), like.size(1), out.length, like.size(3)}, like.options());
+      }
+      return Pad(t[i], 2, out.length - c.length, 0, 0.0f);
+    };
+    out.self_key[i] = torch::cat({self(a, a.self_key), self(b, b.self_key)}, 0);
+    out.self_value[i] = torch::cat({self(a, a.self_value), self(b, b.self_value)}, 0);
+  }
+  auto cross_bias = [&](const torch::Tensor& t) { return Pad(t, 3, 0, source - t.size(3), lowest); };
+  out.cross_bias = torch::cat({cross_bias(a.cross_bias), cross_bias(b.cross_bias)}, 0);
+  if (out.length > 0) {
+    auto mask = [&](const DecoderCache& c) {
+      torch::Tensor own = c.self_mask.defined()
+                              ? c.self_mask
+                              : torch::zeros({c.cross_bias.size(0), 1, 1, c.length}, torch::kFloat32);
+      return Pad(own, 3, out.length - c.length, 0, lowest);
+    };
+    out.self_mask = torch::cat({mask(a), mask(b)}, 0);
+  }
+  return out;
 }
 
 torch::Tensor T5Model::Project(const torch::Tensor& hidden) const {

@@ -54,13 +54,31 @@ struct DecoderCache {
   std::vector<torch::Tensor> cross_value;
   // Additive encoder mask [B, 1, 1, S]: 0 where attended, the lowest float where padded.
   torch::Tensor cross_bias;
-  // Number of decoder positions already in the cache; the next DecodeStep's query position.
+  // Number of self-attention columns in the cache (positions decoded so far by the longest-running row).
+  // Rows decoded in lockstep all have this many positions, and the next DecodeStep's query position is
+  // `length`.
   int64_t length = 0;
+  // Continuous batching (ConcatDecoderCaches): rows that joined a running batch later have fewer positions.
+  // Rows are right-aligned, every row's newest key in the last column, so the relative position of column
+  // c to the query of the next step is c - length for every row; this additive mask [B, 1, 1, length]
+  // holds the lowest float on the columns before a row's first position and 0 elsewhere. Undefined when
+  // no row has such columns.
+  torch::Tensor self_mask;
 
   // Keeps, in this order, the batch rows `rows` (int64 indices into the current batch, repeats allowed):
-  // how beam search follows its surviving beams.
+  // how beam search follows its surviving beams and how continuous batching drops finished rows.
   void SelectRows(const torch::Tensor& rows);
+
+  // Drops the leading self-attention columns that every row masks and the trailing cross-attention
+  // columns that every row masks (left behind by rows that SelectRows removed). Outputs do not change.
+  void TrimPadding();
 };
+
+// Continuous batching: a cache holding the rows of `a` followed by those of `b`, which may have different
+// lengths (the shorter is left-padded with masked self-attention columns) and different encoder lengths
+// (the shorter is right-padded with masked cross-attention columns). Each row then decodes exactly as it
+// would alone, up to float rounding. Both must come from the same model.
+DecoderCache ConcatDecoderCaches(const DecoderCache& a, const DecoderCache& b);
 
 class T5Model : public torch::nn::Module {
  public:
