@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -35,6 +36,10 @@ class Authenticator {
   // OK when authentication is off or the call carries the expected bearer token; UNAUTHENTICATED
   // otherwise.
   absl::Status Check(const grpc::ServerContext& context) const;
+
+  // The same check for an HTTP request: `authorization` is the value of its Authorization header
+  // ("Bearer <token>"; empty when the header is absent).
+  absl::Status CheckAuthorization(std::string_view authorization) const;
 
   bool enabled() const { return !token_.empty(); }
 

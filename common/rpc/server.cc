@@ -126,14 +126,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(std::string name, const Se
   bound.port = static_cast<uint16_t>(port);
   server->grpc_address_ = bound.ToString();
 
-  const bool ready = server->module_->Ready();
-  grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(ready);
-  for (const std::string& service_name : server->module_->service_names()) {
-    health->SetServingStatus(service_name, ready);
-  }
-
   Server* raw = server.get();
+  server->UpdateHealth();
+  server->module_->SetReadinessListener([raw] { raw->UpdateHealth(); });
   auto admin = metrics::AdminServer::Start(options.metrics_address, server->registry_.get(),
                                            [raw] { return raw->ServingNow(); });
   if (!admin.ok()) {
@@ -158,6 +153,15 @@ bool Server::ServingNow() const {
     if (shut_down_) return false;
   }
   return module_->Ready();
+}
+
+void Server::UpdateHealth() {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_ || grpc_server_ == nullptr) return;
+  const bool ready = module_->Ready();
+  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(ready);
+  for (const std::string& service_name : module_->service_names()) health->SetServingStatus(service_name, ready);
 }
 
 std::string Server::ListeningLine() const {

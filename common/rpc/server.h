@@ -62,8 +62,12 @@ class ServiceModule {
   // Whether the module can do its job (a model loaded, a database open). Drives /readyz; gRPC health
   // takes its value at start-up.
   virtual bool Ready() const { return true; }
-  // Called once when shutdown begins, before in-flight calls are drained: stop long-running work.
+  // Called once when shutdown begins, before in-flight calls are drained: stop long-running work. After it
+  // returns, the module must no longer call the readiness listener.
   virtual void BeginShutdown() {}
+  // Called once the server is serving, with a function to call (from any thread) whenever Ready() may have
+  // changed, so gRPC health follows it (/readyz asks Ready() on every request anyway).
+  virtual void SetReadinessListener(std::function<void()> changed) {}
 };
 
 // What a module is built from. Everything here outlives the module.
@@ -104,6 +108,8 @@ class Server {
  private:
   Server(std::string name, const ServerOptions& options);
   bool ServingNow() const;
+  // Sets gRPC health to the module's readiness, unless shutting down.
+  void UpdateHealth();
 
   const std::string name_;
   const ServerOptions options_;

@@ -1,20 +1,25 @@
 #ifndef DISTILL_SERVICES_INFERENCE_INFERENCE_SERVICE_H_
 #define DISTILL_SERVICES_INFERENCE_INFERENCE_SERVICE_H_
 
-// The gRPC adapter of inference: serves distilled students.
+// The gRPC adapter of inference: serves distilled students (services/inference/serving/ does the work).
 // Every handler authenticates through rpc::Handle and maps the core's absl::Status in one place.
-// Methods whose behaviour is not built yet answer UNIMPLEMENTED naming the method; none fakes success.
+
+#include <memory>
 
 #include "common/rpc/handler.h"
 #include "common/rpc/service_main.h"
 #include "distill/v1/inference.grpc.pb.h"
+#include "services/inference/serving/metrics.h"
+#include "services/inference/serving/model_registry.h"
 
 namespace distill::services {
 
-// Thread-safe: handlers run concurrently on gRPC's threads and share no mutable state.
+// Thread-safe: handlers run concurrently on gRPC's threads; the registry is thread-safe.
 class InferenceService final : public v1::Inference::Service {
  public:
-  explicit InferenceService(rpc::CallGuard guard) : guard_(guard) {}
+  // `registry` and `metrics` (may be null) outlive the service.
+  InferenceService(rpc::CallGuard guard, inference::ModelRegistry* registry, inference::InferenceMetrics* metrics)
+      : guard_(guard), registry_(registry), metrics_(metrics) {}
 
   grpc::Status Predict(grpc::ServerContext* context, const v1::PredictRequest* request,
                        v1::PredictResponse* response) override;
@@ -29,6 +34,8 @@ class InferenceService final : public v1::Inference::Service {
 
  private:
   const rpc::CallGuard guard_;
+  inference::ModelRegistry* const registry_;
+  inference::InferenceMetrics* const metrics_;
 };
 
 // The binary's name, embedded defaults and module factory, shared by `distill-inference`

@@ -1,0 +1,60 @@
+#ifndef DISTILL_SERVICES_INFERENCE_OPENAI_HTTP_H_
+#define DISTILL_SERVICES_INFERENCE_OPENAI_HTTP_H_
+
+// An OpenAI-compatible HTTP API over the inference server's models, so existing OpenAI clients — and the
+// teacher gateway's `openai` backend — can call a distilled student:
+//
+//   GET  /v1/models             {"object": "list", "data": [{"id": NAME, "object": "model", ...}]}
+//   POST /v1/completions        prompt -> the model's answer (see openai_http.cc for the fields)
+//   POST /v1/chat/completions   the last user message -> the answer as the assistant's message
+//
+// Errors use OpenAI's shape {"error": {"message", "type", "param", "code"}} with the HTTP status of the
+// gRPC code (400 invalid, 401 unauthenticated, 404 unknown model, 429 queue full with Retry-After, 503,
+// 504). When the server has a bearer token, requests must carry it (Authorization: Bearer TOKEN).
+//
+// Thread-safe.
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "common/rpc/auth.h"
+#include "services/inference/serving/metrics.h"
+#include "services/inference/serving/model_registry.h"
+
+namespace httplib {
+class Server;
+}  // namespace httplib
+
+namespace distill::inference {
+
+class OpenAiHttpServer {
+ public:
+  // Binds `address` (HOST:PORT, port 0 = any free port) and serves on background threads.
+  // `registry`, `metrics` (may be null) and `authenticator` (may be null = no auth) outlive the server.
+  // INVALID_ARGUMENT naming http_address for a bad address; UNAVAILABLE when it cannot bind.
+  static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const std::string& address,
+                                                                 ModelRegistry* registry, InferenceMetrics* metrics,
+                                                                 const rpc::Authenticator* authenticator = nullptr);
+  ~OpenAiHttpServer();
+
+  // HOST:PORT actually bound.
+  const std::string& address() const { return address_; }
+  // Stops accepting and waits for requests in progress. Idempotent.
+  void Stop();
+
+ private:
+  OpenAiHttpServer() = default;
+
+  std::string address_;
+  ModelRegistry* registry_ = nullptr;
+  InferenceMetrics* metrics_ = nullptr;
+  const rpc::Authenticator* authenticator_ = nullptr;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+}  // namespace distill::inference
+
+#endif  // DISTILL_SERVICES_INFERENCE_OPENAI_HTTP_H_
