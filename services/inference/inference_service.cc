@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "common/logging/logging.h"
 #include "common/rpc/service_module.h"
+#include "common/status/macros.h"
 #include "services/inference/inference_config.h"
 #include "services/inference/openai_http.h"
 #include "services/inference/serving/runner.h"
