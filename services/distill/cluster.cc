@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cli/flags.h"
 #include "common/config/host_port.h"
+#include "common/config/yaml.h"
 #include "common/logging/logging.h"
 #include "common/rpc/signals.h"
 #include "services/coordinator/coordinator_service.h"
@@ -25,6 +26,17 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const std::string& host)
   auto cluster = std::make_unique<Cluster>();
   const std::string any_port = config::HostPort{.host = host, .port = 0}.ToString();
   for (rpc::ServiceDefinition& definition : AllServiceDefinitions()) {
+    if (definition.read_config) {
+      // Embedded defaults, except that every listening address is on `host` with a port the OS picks
+      // (the inference service's OpenAI-compatible HTTP API is the only one outside ServerOptions).
+      absl::StatusOr<config::Document> doc = config::Document::Parse(
+          definition.name == "inference" ? absl::StrCat("inference:\n  http_address: \"", any_port, "\"\n") : "",
+          "embedded defaults");
+      if (!doc.ok()) return doc.status();
+      config::Node root = doc->Root();
+      definition.read_config(root);
+      if (absl::Status finished = doc->Finish(); !finished.ok()) return finished;
+    }
     rpc::ServerOptions options = definition.defaults.server;
     options.grpc_address = any_port;
     options.metrics_address = any_port;

@@ -137,7 +137,8 @@ class InferenceModule final : public rpc::ServiceModule {
       : config_(config),
         metrics_(*context.registry),
         registry_(config.artifact_root, config.serving, &metrics_),
-        service_(context.guard, &registry_, &metrics_) {}
+        service_(context.guard, &registry_, &metrics_),
+        authenticator_(context.guard.authenticator) {}
 
   absl::Status Start() {
     // One libtorch intra-op thread: OpenBLAS keeps its own pool for the matrix products, and two pools
@@ -145,12 +146,16 @@ class InferenceModule final : public rpc::ServiceModule {
     at::set_num_threads(1);
     if (!config_.http_address.empty()) {
       absl::StatusOr<std::unique_ptr<inference::OpenAiHttpServer>> http =
-          inference::OpenAiHttpServer::Start(config_.http_address, &registry_, &metrics_);
+          inference::OpenAiHttpServer::Start(config_.http_address, &registry_, &metrics_, authenticator_);
       if (!http.ok()) return http.status();
       http_ = std::move(*http);
       logging::Info("OpenAI-compatible API listening", {{"http", http_->address()}});
     }
-    loader_ = std::thread([this] { LoadStartupModels(); });
+    if (config_.models.empty()) {
+      startup_loaded_.store(true);
+    } else {
+      loader_ = std::thread([this] { LoadStartupModels(); });
+    }
     return absl::OkStatus();
   }
 
@@ -175,8 +180,6 @@ class InferenceModule final : public rpc::ServiceModule {
     if (http_ != nullptr) http_->Stop();
   }
 
-  const std::string* http_address() const { return http_ ? &http_->address() : nullptr; }
-
  private:
   void LoadStartupModels() {
     bool all = true;
@@ -198,6 +201,7 @@ class InferenceModule final : public rpc::ServiceModule {
   inference::InferenceMetrics metrics_;
   inference::ModelRegistry registry_;
   InferenceService service_;
+  const rpc::Authenticator* const authenticator_;
   std::unique_ptr<inference::OpenAiHttpServer> http_;
   std::thread loader_;
   std::atomic<bool> startup_loaded_{false};

@@ -50,7 +50,8 @@
 #include "absl/memory/memory.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -120,8 +121,6 @@ struct ApiError {
 int HttpStatusOf(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
       return 400;
     case absl::StatusCode::kUnauthenticated:
       return 401;
@@ -131,8 +130,6 @@ int HttpStatusOf(absl::StatusCode code) {
       return 404;
     case absl::StatusCode::kResourceExhausted:
       return 429;
-    case absl::StatusCode::kCancelled:
-      return 499;
     case absl::StatusCode::kUnavailable:
       return 503;
     case absl::StatusCode::kDeadlineExceeded:
@@ -161,7 +158,8 @@ struct FieldName {
   absl::string_view api;
 };
 
-// Rewrites the core's field names in `status`'s message and returns the first field it names.
+// Rewrites the core's field names that start the problems of `status`'s message ("a: ...; b: ...") and
+// returns the first field it names.
 ApiError FromCore(const absl::Status& status, const std::string& input_field) {
   const FieldName names[] = {{"sampling.max_new_tokens", "max_tokens"},
                              {"sampling.temperature", "temperature"},
@@ -171,12 +169,18 @@ ApiError FromCore(const absl::Status& status, const std::string& input_field) {
                              {"input", input_field},
                              {"model", "model"},
                              {"include_rationale", "include_rationale"}};
-  std::string message(status.message());
+  std::string message;
   std::optional<std::string> param;
-  for (const FieldName& name : names) {
-    const std::string core_prefix = strings::Cat(name.core, ": ");
-    if (absl::StartsWith(message, core_prefix) && !param.has_value()) param = std::string(name.api);
-    message = absl::StrReplaceAll(message, {{core_prefix, strings::Cat(name.api, ": ")}});
+  for (absl::string_view problem : absl::StrSplit(status.message(), "; ")) {
+    if (!message.empty()) message += "; ";
+    for (const FieldName& name : names) {
+      if (absl::ConsumePrefix(&problem, strings::Cat(name.core, ": "))) {
+        if (!param.has_value()) param = std::string(name.api);
+        strings::Append(&message, name.api, ": ");
+        break;
+      }
+    }
+    strings::Append(&message, problem);
   }
   absl::Status rewritten(status.code(), message);
   // Keep the payloads (the retry hint of a full queue).
@@ -265,13 +269,15 @@ absl::StatusOr<std::optional<int64_t>> IntField(const json& body, const char* ke
     result = value->get<int64_t>();
   } else if (value->is_number_float()) {
     const double d = value->get<double>();
-    if (std::floor(d) != d) return absl::InvalidArgumentError(strings::Cat(key, ": must be an integer, got ", d));
+    if (std::floor(d) != d)
+      return absl::InvalidArgumentError(strings::Cat(key, ": must be an integer, got ", d));
     if (d >= static_cast<double>(min) && d <= static_cast<double>(max)) result = static_cast<int64_t>(d);
   } else {
     return absl::InvalidArgumentError(strings::Cat(key, ": must be an integer, got ", TypeName(*value)));
   }
   if (!result.has_value() || *result < min || *result > max) {
-    return absl::InvalidArgumentError(strings::Cat(key, ": must be in [", min, ", ", max, "], got ", value->dump()));
+    return absl::InvalidArgumentError(
+        strings::Cat(key, ": must be in [", min, ", ", max, "], got ", value->dump()));
   }
   return result;
 }
@@ -290,14 +296,15 @@ absl::StatusOr<std::string> MessageContent(const json& content, size_t index) {
   if (content.is_string()) return content.get<std::string>();
   const std::string where = strings::Cat("messages[", index, "].content");
   if (!content.is_array()) {
-    return absl::InvalidArgumentError(strings::Cat(where, ": must be a string or an array of parts, got ",
-                                                   TypeName(content)));
+    return absl::InvalidArgumentError(
+        strings::Cat(where, ": must be a string or an array of parts, got ", TypeName(content)));
   }
   std::string text;
   for (const json& part : content) {
     if (!part.is_object() || part.value("type", json()) != "text" || !part.contains("text") ||
         !part["text"].is_string()) {
-      return absl::InvalidArgumentError(strings::Cat(where, ": only {\"type\": \"text\", \"text\": ...} parts are supported"));
+      return absl::InvalidArgumentError(
+          strings::Cat(where, ": only {\"type\": \"text\", \"text\": ...} parts are supported"));
     }
     text += part["text"].get<std::string>();
   }
@@ -310,10 +317,11 @@ absl::StatusOr<std::string> InputOf(const json& body, Endpoint endpoint) {
     const json* prompt = Field(body, "prompt");
     if (prompt == nullptr) return absl::InvalidArgumentError("prompt: required");
     if (prompt->is_string()) return prompt->get<std::string>();
-    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) return (*prompt)[0].get<std::string>();
-    return absl::InvalidArgumentError(
-        strings::Cat("prompt: must be a string or an array of exactly one string, got ",
-                     prompt->is_array() ? strings::Cat("an array of ", prompt->size(), " elements") : TypeName(*prompt)));
+    if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string())
+      return (*prompt)[0].get<std::string>();
+    return absl::InvalidArgumentError(strings::Cat(
+        "prompt: must be a string or an array of exactly one string, got ",
+        prompt->is_array() ? strings::Cat("an array of ", prompt->size(), " elements") : TypeName(*prompt)));
   }
   const json* messages = Field(body, "messages");
   if (messages == nullptr) return absl::InvalidArgumentError("messages: required");
@@ -324,10 +332,12 @@ absl::StatusOr<std::string> InputOf(const json& body, Endpoint endpoint) {
   for (size_t i = 0; i < messages->size(); ++i) {
     const json& message = (*messages)[i];
     if (!message.is_object() || !message.contains("role") || !message["role"].is_string()) {
-      return absl::InvalidArgumentError(strings::Cat("messages[", i, "]: must be an object with a string \"role\""));
+      return absl::InvalidArgumentError(
+          strings::Cat("messages[", i, "]: must be an object with a string \"role\""));
     }
     if (message["role"] != "user") continue;
-    if (!message.contains("content")) return absl::InvalidArgumentError(strings::Cat("messages[", i, "].content: required"));
+    if (!message.contains("content"))
+      return absl::InvalidArgumentError(strings::Cat("messages[", i, "].content: required"));
     absl::StatusOr<std::string> content = MessageContent(message["content"], i);
     if (!content.ok()) return content.status();
     input = *std::move(content);
@@ -353,7 +363,8 @@ absl::StatusOr<ApiRequest> ParseRequest(const json& body, Endpoint endpoint) {
   if (const json* logprobs = Field(body, "logprobs"); logprobs != nullptr && *logprobs != false) {
     return absl::InvalidArgumentError("logprobs: not supported");
   }
-  if (Field(body, "top_logprobs") != nullptr) return absl::InvalidArgumentError("top_logprobs: not supported");
+  if (Field(body, "top_logprobs") != nullptr)
+    return absl::InvalidArgumentError("top_logprobs: not supported");
   absl::StatusOr<std::string> input = InputOf(body, endpoint);
   if (!input.ok()) return input.status();
   request.ask.input = *std::move(input);
@@ -370,7 +381,8 @@ absl::StatusOr<ApiRequest> ParseRequest(const json& body, Endpoint endpoint) {
   absl::StatusOr<std::optional<double>> top_p = NumberField(body, "top_p");
   if (!top_p.ok()) return top_p.status();
   if (top_p->has_value()) sampling.set_top_p(static_cast<float>(**top_p));
-  absl::StatusOr<std::optional<int64_t>> top_k = IntField(body, "top_k", 0, std::numeric_limits<int32_t>::max());
+  absl::StatusOr<std::optional<int64_t>> top_k =
+      IntField(body, "top_k", 0, std::numeric_limits<int32_t>::max());
   if (!top_k.ok()) return top_k.status();
   if (top_k->has_value()) sampling.set_top_k(static_cast<int32_t>(**top_k));
   if (const json* seed = Field(body, "seed"); seed != nullptr) {
@@ -394,8 +406,8 @@ absl::StatusOr<ApiRequest> ParseRequest(const json& body, Endpoint endpoint) {
     } else if (stop->is_array()) {
       for (const json& s : *stop) {
         if (!s.is_string()) {
-          return absl::InvalidArgumentError(strings::Cat("stop: must be a string or an array of strings, got an element that is ",
-                                                         TypeName(s)));
+          return absl::InvalidArgumentError(strings::Cat(
+              "stop: must be a string or an array of strings, got an element that is ", TypeName(s)));
         }
         request.stops.push_back(s.get<std::string>());
       }
@@ -551,15 +563,23 @@ class Generations {
     return event;
   }
 
-  // Waits for every generation; results in index order.
-  std::vector<absl::StatusOr<RunResult>> Wait() {
-    std::vector<absl::StatusOr<RunResult>> results(request_.n, absl::UnknownError("not done"));
+  // Waits for every generation; results in index order. One failure fails the request, so the first one
+  // cancels the others and is the one returned (theirs are then CANCELLED).
+  absl::StatusOr<std::vector<RunResult>> Wait() {
+    std::vector<RunResult> results(request_.n);
+    absl::Status failure;
     for (int done = 0; done < request_.n;) {
       Event event = Next();
       if (!event.done) continue;
-      results[event.index] = std::move(event.result);
       ++done;
+      if (event.result.ok()) {
+        results[event.index] = *std::move(event.result);
+      } else if (failure.ok()) {
+        failure = event.result.status();
+        Cancel();
+      }
     }
+    if (!failure.ok()) return failure;
     return results;
   }
 
@@ -635,7 +655,9 @@ void ListModels(const Context& context, const httplib::Request& req, httplib::Re
   json data = json::array();
   for (const v1::ModelInfo& info : context.registry->List("")) {
     if (info.state() != v1::MODEL_STATE_READY || !info.active()) continue;
-    data.push_back({{"id", info.name()}, {"object", "model"}, {"created", info.ready_time().seconds()},
+    data.push_back({{"id", info.name()},
+                    {"object", "model"},
+                    {"created", info.ready_time().seconds()},
                     {"owned_by", "distill"}});
   }
   res.set_content(Dump({{"object", "list"}, {"data", data}}), kJsonContentType);
@@ -651,8 +673,8 @@ struct ResponseMeta {
 
 json Envelope(const ResponseMeta& meta, bool chunk) {
   const char* object = meta.endpoint == Endpoint::kCompletions ? "text_completion"
-                       : chunk                                  ? "chat.completion.chunk"
-                                                                : "chat.completion";
+                       : chunk                                 ? "chat.completion.chunk"
+                                                               : "chat.completion";
   return {{"id", meta.id}, {"object", object}, {"created", meta.created}, {"model", meta.model}};
 }
 
@@ -684,19 +706,18 @@ json StreamChunk(const ResponseMeta& meta, int index, const std::string* text, c
 std::string ServerSentEvent(const json& data) { return strings::Cat("data: ", Dump(data), "\n\n"); }
 
 void SendCompletion(const ResponseMeta& meta, const ApiRequest& request,
-                    const std::vector<absl::StatusOr<RunResult>>& results, const std::string& input_field,
+                    const absl::StatusOr<std::vector<RunResult>>& results, const std::string& input_field,
                     httplib::Response& res) {
-  for (const absl::StatusOr<RunResult>& result : results) {
-    if (!result.ok()) return SendError(FromCore(result.status(), input_field), res);
-  }
+  if (!results.ok()) return SendError(FromCore(results.status(), input_field), res);
   json choices = json::array();
   int64_t completion_tokens = 0;
-  for (size_t i = 0; i < results.size(); ++i) {
-    const v1::GenerateResult& result = results[i]->result;
+  for (size_t i = 0; i < results->size(); ++i) {
+    const v1::GenerateResult& result = (*results)[i].result;
     StopCutter cutter(request.stops);
     std::string text = cutter.Add(Compose(result, request.ask.include_rationale));
     text += cutter.Flush();
-    json choice = {{"index", i}, {"finish_reason", FinishReasonName(result, cutter.stopped())}, {"logprobs", nullptr}};
+    json choice = {
+        {"index", i}, {"finish_reason", FinishReasonName(result, cutter.stopped())}, {"logprobs", nullptr}};
     if (meta.endpoint == Endpoint::kCompletions) {
       choice["text"] = std::move(text);
     } else {
@@ -708,7 +729,7 @@ void SendCompletion(const ResponseMeta& meta, const ApiRequest& request,
   json body = Envelope(meta, /*chunk=*/false);
   body["choices"] = std::move(choices);
   // Every sample encodes the same input, so it is counted once.
-  body["usage"] = Usage(results.front()->result.input_tokens(), completion_tokens);
+  body["usage"] = Usage(results->front().result.input_tokens(), completion_tokens);
   res.set_content(Dump(body), kJsonContentType);
 }
 
@@ -777,7 +798,8 @@ struct Stream {
   }
 };
 
-void Complete(const Context& context, Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+void Complete(const Context& context, Endpoint endpoint, const httplib::Request& req,
+              httplib::Response& res) {
   if (!Authorized(context, req, res)) return;
   const std::string input_field = endpoint == Endpoint::kCompletions ? "prompt" : "messages";
   json body;
@@ -790,16 +812,16 @@ void Complete(const Context& context, Endpoint endpoint, const httplib::Request&
       detail = detail.substr(end + 2);
     }
     const bool utf8 = absl::StrContains(detail, "UTF-8");
-    return SendError({absl::InvalidArgumentError(strings::Cat("request body: ", utf8 ? "invalid UTF-8: " : "malformed JSON: ",
-                                                              detail)),
+    return SendError({absl::InvalidArgumentError(strings::Cat(
+                          "request body: ", utf8 ? "invalid UTF-8: " : "malformed JSON: ", detail)),
                       std::nullopt},
                      res);
   }
   if (!body.is_object()) {
-    return SendError(
-        {absl::InvalidArgumentError(strings::Cat("request body: must be a JSON object, got ", TypeName(body))),
-         std::nullopt},
-        res);
+    return SendError({absl::InvalidArgumentError(
+                          strings::Cat("request body: must be a JSON object, got ", TypeName(body))),
+                      std::nullopt},
+                     res);
   }
   absl::StatusOr<ApiRequest> request = ParseRequest(body, endpoint);
   if (!request.ok()) return SendError({request.status(), ParamOf(request.status())}, res);
@@ -816,9 +838,9 @@ void Complete(const Context& context, Endpoint endpoint, const httplib::Request&
   meta.created = absl::ToUnixSeconds(absl::Now());
   meta.model = request->model;
   const bool stream = request->stream;
-  auto generations = std::make_shared<Generations>(context.registry, context.metrics,
-                                                   endpoint == Endpoint::kCompletions ? "completions" : "chat_completions",
-                                                   *std::move(request));
+  auto generations = std::make_shared<Generations>(
+      context.registry, context.metrics,
+      endpoint == Endpoint::kCompletions ? "completions" : "chat_completions", *std::move(request));
   generations->Start();
   if (!stream) return SendCompletion(meta, generations->request(), generations->Wait(), input_field, res);
 
@@ -861,16 +883,16 @@ httplib::Server::Handler Guarded(std::function<void(const httplib::Request&, htt
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(const std::string& address,
-                                                                         ModelRegistry* registry,
-                                                                         InferenceMetrics* metrics,
-                                                                         const rpc::Authenticator* authenticator) {
+absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
+    const std::string& address, ModelRegistry* registry, InferenceMetrics* metrics,
+    const rpc::Authenticator* authenticator) {
   absl::StatusOr<config::HostPort> parsed = config::ParseHostPort(address);
   if (!parsed.ok()) {
     return absl::Status(parsed.status().code(), strings::Cat(Prefix(address), parsed.status().message()));
   }
   config::HostPort host_port = *std::move(parsed);
-  if (registry == nullptr) return absl::InvalidArgumentError(strings::Cat(Prefix(address), "registry is null"));
+  if (registry == nullptr)
+    return absl::InvalidArgumentError(strings::Cat(Prefix(address), "registry is null"));
   if (absl::Status resolves = CheckResolves(address, host_port.host); !resolves.ok()) return resolves;
 
   auto server = absl::WrapUnique(new OpenAiHttpServer());
@@ -893,19 +915,19 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(const 
   http.Post("/v1/chat/completions", Guarded([context](const httplib::Request& req, httplib::Response& res) {
               Complete(context, Endpoint::kChat, req, res);
             }));
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        absl::Status status =
-            res.status == 404 ? absl::NotFoundError(strings::Cat("no route ", req.method, " ", req.path))
-            : res.status == 413
-                ? absl::InvalidArgumentError(strings::Cat("request body: larger than ", kMaxBodyBytes, " bytes"))
-                : absl::InvalidArgumentError(strings::Cat("HTTP ", res.status));
-        const int code = res.status;
-        SendError({status, std::nullopt}, res);
-        res.status = code;
-        return httplib::Server::HandlerResponse::Handled;
-      }));
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                 httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    absl::Status status =
+        res.status == 404 ? absl::NotFoundError(strings::Cat("no route ", req.method, " ", req.path))
+        : res.status == 413
+            ? absl::InvalidArgumentError(strings::Cat("request body: larger than ", kMaxBodyBytes, " bytes"))
+            : absl::InvalidArgumentError(strings::Cat("HTTP ", res.status));
+    const int code = res.status;
+    SendError({status, std::nullopt}, res);
+    res.status = code;
+    return httplib::Server::HandlerResponse::Handled;
+  }));
 
   // httplib reports a failed bind as a bare false/-1; errno still holds the reason.
   errno = 0;
@@ -918,9 +940,10 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(const 
   if (port < 0) {
     const int error = errno;
     return error == EADDRNOTAVAIL
-               ? absl::InvalidArgumentError(strings::Cat(Prefix(address), "cannot listen: not a local address"))
-               : absl::UnavailableError(strings::Cat(Prefix(address), "cannot listen: ",
-                                                     error != 0 ? std::strerror(error) : "bind failed"));
+               ? absl::InvalidArgumentError(
+                     strings::Cat(Prefix(address), "cannot listen: not a local address"))
+               : absl::UnavailableError(strings::Cat(
+                     Prefix(address), "cannot listen: ", error != 0 ? std::strerror(error) : "bind failed"));
   }
   host_port.port = static_cast<uint16_t>(port);
   server->address_ = host_port.ToString();
@@ -939,6 +962,7 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(const 
 OpenAiHttpServer::~OpenAiHttpServer() { Stop(); }
 
 void OpenAiHttpServer::Stop() {
+  absl::MutexLock lock(&stop_mu_);
   if (!thread_.joinable()) return;
   server_->stop();
   thread_.join();

@@ -18,7 +18,9 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/rpc/auth.h"
 #include "services/inference/serving/metrics.h"
 #include "services/inference/serving/model_registry.h"
@@ -52,7 +54,8 @@ class OpenAiHttpServer {
   InferenceMetrics* metrics_ = nullptr;
   const rpc::Authenticator* authenticator_ = nullptr;
   std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  absl::Mutex stop_mu_;  // Stop() may race with the destructor or another Stop()
+  std::thread thread_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 }  // namespace distill::inference

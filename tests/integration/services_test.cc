@@ -42,6 +42,8 @@ struct ServiceBinary {
   std::string name;                                    // "teacher_gateway"
   std::string binary;                                  // "distill-teacher-gateway"
   const google::protobuf::ServiceDescriptor* service;  // its gRPC service
+  // Config lines that keep extra listeners on loopback and a free port (tests run in parallel).
+  std::string loopback_config = "";
 };
 
 // Looking the services up through a message descriptor of each file also links the generated code in.
@@ -51,8 +53,8 @@ std::vector<ServiceBinary> AllBinaries() {
        v1::ListBackendsRequest::descriptor()->file()->FindServiceByName("TeacherGateway")},
       {"curator", "distill-curator", v1::CurateRequest::descriptor()->file()->FindServiceByName("Curator")},
       {"trainer", "distill-trainer", v1::StartRunRequest::descriptor()->file()->FindServiceByName("Trainer")},
-      {"inference", "distill-inference",
-       v1::PredictRequest::descriptor()->file()->FindServiceByName("Inference")},
+      {"inference", "distill-inference", v1::PredictRequest::descriptor()->file()->FindServiceByName("Inference"),
+       "inference:\n  http_address: 127.0.0.1:0\n"},
       {"coordinator", "distill-coordinator",
        v1::SubmitJobRequest::descriptor()->file()->FindServiceByName("DistillationJobs")},
   };
@@ -130,6 +132,12 @@ grpc::StatusCode ExpectedCodeForEmptyRequest(const std::string& method) {
       {"distill.v1.Trainer/CancelRun", grpc::StatusCode::INVALID_ARGUMENT},
       {"distill.v1.Trainer/GetRun", grpc::StatusCode::INVALID_ARGUMENT},
       {"distill.v1.Trainer/ListRuns", grpc::StatusCode::OK},
+      // No model named; listing nothing is fine.
+      {"distill.v1.Inference/Predict", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Inference/Generate", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Inference/LoadModel", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Inference/UnloadModel", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.Inference/ListModels", grpc::StatusCode::OK},
   };
   auto it = expected->find(method);
   return it == expected->end() ? grpc::StatusCode::UNIMPLEMENTED : it->second;
@@ -140,8 +148,14 @@ class ServiceBinaryTest : public ::testing::TestWithParam<ServiceBinary> {};
 TEST_P(ServiceBinaryTest, ServesHealthMetricsAndAnswersEveryMethod) {
   const ServiceBinary& svc = GetParam();
   ASSERT_NE(svc.service, nullptr);
-  auto process = testing::Subprocess::Start(
-      {BinaryPath(svc.binary), "--grpc_address", "127.0.0.1:0", "--metrics_address=127.0.0.1:0"});
+  std::vector<std::string> argv = {BinaryPath(svc.binary), "--grpc_address", "127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0"};
+  if (!svc.loopback_config.empty()) {
+    const std::string config = ::testing::TempDir() + svc.name + "_loopback.yaml";
+    std::ofstream(config) << svc.loopback_config;
+    argv.push_back("--config=" + config);
+  }
+  auto process = testing::Subprocess::Start(argv);
   ASSERT_TRUE(process.ok()) << process.status();
   absl::StatusOr<std::string> line = (*process)->ReadLine(kStartTimeout);
   ASSERT_TRUE(line.ok()) << line.status();
@@ -187,7 +201,8 @@ TEST_P(ServiceBinaryTest, RequiresTheBearerTokenFromItsConfig) {
   std::ofstream(token_file) << "integration-token\n";
   const std::string config = dir + svc.name + "_auth.yaml";
   std::ofstream(config) << "server:\n  grpc_address: 127.0.0.1:0\n  metrics_address: 127.0.0.1:0\n"
-                        << "  auth:\n    token_file: " << token_file << "\nlog:\n  format: json\n";
+                        << "  auth:\n    token_file: " << token_file << "\nlog:\n  format: json\n"
+                        << svc.loopback_config;
   auto process = testing::Subprocess::Start({BinaryPath(svc.binary), "--config", config});
   ASSERT_TRUE(process.ok()) << process.status();
   absl::StatusOr<std::string> line = (*process)->ReadLine(kStartTimeout);

@@ -14,7 +14,8 @@ namespace distill::inference {
 struct InferenceMetrics {
   explicit InferenceMetrics(metrics::Registry& registry);
 
-  // {model, version, method (Predict | Generate | completions), outcome (a gRPC status code name)}.
+  // {model, version, method (Predict | Generate | completions | chat_completions), outcome (a gRPC status
+  // code name)}.
   metrics::Family<metrics::Counter>& requests;
   // {model, version}: requests waiting for a batch slot.
   metrics::Family<metrics::Gauge>& queue_depth;

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "ATen/Parallel.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/http/curl_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -29,7 +31,7 @@ using json = nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr char kModel[] = "tiny";               // STANDARD objective
+constexpr char kModel[] = "tiny";                // STANDARD objective
 constexpr char kStepByStepModel[] = "tiny-sbs";  // STEP_BY_STEP: has a rationale
 constexpr char kPrompt[] = "What is 2 plus 3?";
 // Few tokens keep each generation cheap; the random student rarely ends on its own before the limit.
@@ -104,11 +106,13 @@ class OpenAiHttpTest : public ::testing::Test {
   }
 
   // What the serving core gives for the same request, without HTTP.
-  static v1::GenerateResult Direct(const std::string& model, const std::string& input, bool include_rationale = false) {
+  static v1::GenerateResult Direct(const std::string& model, const std::string& input,
+                                   bool include_rationale = false) {
     GenerationAsk ask;
     ask.input = input;
     ask.include_rationale = include_rationale;
-    absl::StatusOr<RunResult> run = RunGeneration(*registry_, nullptr, "Predict", model, "", ask, RunCallbacks());
+    absl::StatusOr<RunResult> run =
+        RunGeneration(*registry_, nullptr, "Predict", model, "", ask, RunCallbacks());
     EXPECT_TRUE(run.ok()) << run.status();
     return run.ok() ? run->result : v1::GenerateResult();
   }
@@ -208,7 +212,8 @@ TEST_F(OpenAiHttpTest, GreedyCompletionIsWhatTheCoreGenerates) {
   EXPECT_EQ(body["usage"]["total_tokens"], direct.input_tokens() + direct.output_tokens());
 
   // A one-string array is the same prompt; unknown fields are ignored, null is "not set".
-  json again = Completion({{"prompt", {kPrompt}}, {"user", "someone"}, {"frequency_penalty", 0}, {"seed", nullptr}});
+  json again =
+      Completion({{"prompt", {kPrompt}}, {"user", "someone"}, {"frequency_penalty", 0}, {"seed", nullptr}});
   EXPECT_EQ(again["choices"][0]["text"], direct.text());
 }
 
@@ -230,7 +235,8 @@ TEST_F(OpenAiHttpTest, SeededSamplesAreReproducibleAndOnePerChoice) {
 }
 
 TEST_F(OpenAiHttpTest, MaxTokensEndsWithLength) {
-  ASSERT_GT(Direct(kModel, kPrompt).output_tokens(), 2) << "the student must write more than 2 tokens unprompted";
+  ASSERT_GT(Direct(kModel, kPrompt).output_tokens(), 2)
+      << "the student must write more than 2 tokens unprompted";
   json body = Completion({{"prompt", kPrompt}, {"max_tokens", 2}});
   EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
   EXPECT_LE(body["usage"]["completion_tokens"].get<int>(), 2);
@@ -298,8 +304,8 @@ TEST_F(OpenAiHttpTest, IncludeRationaleGivesACotCompletion) {
   const std::string expected = absl::StrCat(direct.rationale(), "\nSo the answer is ", direct.text(), ".");
   json body = Completion({{"model", kStepByStepModel}, {"prompt", kPrompt}, {"include_rationale", true}});
   EXPECT_EQ(body["choices"][0]["text"], expected);
-  auto streamed =
-      Streamed("/v1/completions", {{"model", kStepByStepModel}, {"prompt", kPrompt}, {"include_rationale", true}});
+  auto streamed = Streamed("/v1/completions",
+                           {{"model", kStepByStepModel}, {"prompt", kPrompt}, {"include_rationale", true}});
   ASSERT_EQ(streamed.size(), 1u);
   EXPECT_EQ(streamed[0].first, expected);
   // Without it, only the answer.
@@ -323,12 +329,14 @@ void ExpectError(const Reply& reply, int status, const std::string& fragment, co
 }
 
 TEST_F(OpenAiHttpTest, RequestErrorsNameTheProblem) {
-  ExpectError(Post("/v1/completions", {{"model", "no-such-model"}, {"prompt", kPrompt}}), 404, "no-such-model",
-              "model");
+  ExpectError(Post("/v1/completions", {{"model", "no-such-model"}, {"prompt", kPrompt}}), 404,
+              "no-such-model", "model");
   ExpectError(Post("/v1/completions", {{"prompt", kPrompt}}), 400, "model: required", "model");
   ExpectError(Post("/v1/completions", {{"model", kModel}}), 400, "prompt: required", "prompt");
-  ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", {"a", "b"}}}), 400, "array of 2", "prompt");
-  ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", ""}}), 400, "prompt: required", "prompt");
+  ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", {"a", "b"}}}), 400, "array of 2",
+              "prompt");
+  ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", ""}}), 400, "prompt: required",
+              "prompt");
   ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"temperature", -1}}), 400,
               "temperature: must be >= 0", "temperature");
   ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"temperature", "hot"}}), 400,
@@ -341,23 +349,26 @@ TEST_F(OpenAiHttpTest, RequestErrorsNameTheProblem) {
               "top_p");
   ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"n", 17}}), 400,
               "n: must be in [1, 16]", "n");
-  ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"stop", 3}}), 400, "stop:", "stop");
+  ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"stop", 3}}), 400,
+              "stop:", "stop");
   ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"logprobs", 2}}), 400,
               "logprobs: not supported", "logprobs");
   ExpectError(Post("/v1/completions", {{"model", kModel}, {"prompt", kPrompt}, {"stream", "yes"}}), 400,
               "stream: must be a boolean", "stream");
-  ExpectError(Post("/v1/chat/completions", {{"model", kModel}, {"messages", {{{"role", "system"}, {"content", "x"}}}}}),
+  ExpectError(Post("/v1/chat/completions",
+                   {{"model", kModel}, {"messages", {{{"role", "system"}, {"content", "x"}}}}}),
               400, "no message with role \"user\"", "messages");
-  ExpectError(Post("/v1/chat/completions", {{"model", kModel}, {"messages", "hi"}}), 400, "messages: must be an array",
-              "messages");
+  ExpectError(Post("/v1/chat/completions", {{"model", kModel}, {"messages", "hi"}}), 400,
+              "messages: must be an array", "messages");
   ExpectError(Post("/v1/completions", json::array({1, 2})), 400, "must be a JSON object", nullptr);
   // Streamed requests fail before the stream starts, with their status.
-  ExpectError(Post("/v1/completions", {{"model", "no-such-model"}, {"prompt", kPrompt}, {"stream", true}}), 404,
-              "no-such-model", "model");
+  ExpectError(Post("/v1/completions", {{"model", "no-such-model"}, {"prompt", kPrompt}, {"stream", true}}),
+              404, "no-such-model", "model");
 }
 
 TEST_F(OpenAiHttpTest, MalformedBodiesAreRejectedNotCrashed) {
-  ExpectError(Send("POST", "/v1/completions", R"({"model": "tiny", "prompt": )"), 400, "malformed JSON", nullptr);
+  ExpectError(Send("POST", "/v1/completions", R"({"model": "tiny", "prompt": )"), 400, "malformed JSON",
+              nullptr);
   ExpectError(Send("POST", "/v1/completions", ""), 400, "malformed JSON", nullptr);
   ExpectError(Send("POST", "/v1/completions", "{\"model\": \"tiny\", \"prompt\": \"caf\xC3\x28\"}"), 400,
               "invalid UTF-8", nullptr);
@@ -383,8 +394,8 @@ TEST_F(OpenAiHttpTest, BearerTokenIsRequiredWhenConfigured) {
   ExpectError(Send("POST", "/v1/completions", body, {}, address), 401, "missing", nullptr);
   ExpectError(Send("GET", "/v1/models", "", {{"Authorization", "Bearer wrong"}}, address), 401,
               "invalid bearer token", nullptr);
-  ExpectError(Send("GET", "/v1/models", "", {{"Authorization", "Basic s3cret"}}, address), 401, "not a bearer",
-              nullptr);
+  ExpectError(Send("GET", "/v1/models", "", {{"Authorization", "Basic s3cret"}}, address), 401,
+              "not a bearer", nullptr);
   Reply reply = Send("POST", "/v1/completions", body, {{"Authorization", "Bearer s3cret"}}, address);
   EXPECT_EQ(reply.status, 200) << reply.raw;
   EXPECT_EQ(reply.raw.find("s3cret"), std::string::npos);
@@ -393,7 +404,8 @@ TEST_F(OpenAiHttpTest, BearerTokenIsRequiredWhenConfigured) {
 }
 
 TEST_F(OpenAiHttpTest, BadAddressesAreRejected) {
-  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> bad = OpenAiHttpServer::Start("localhost", registry_, nullptr);
+  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> bad =
+      OpenAiHttpServer::Start("localhost", registry_, nullptr);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("http_address \"localhost\""));
   absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> busy =
@@ -401,14 +413,41 @@ TEST_F(OpenAiHttpTest, BadAddressesAreRejected) {
   EXPECT_EQ(busy.status().code(), absl::StatusCode::kUnavailable);
 }
 
+// A full queue is 429 with a Retry-After hint, as the gateway's backend retries on.
+TEST_F(OpenAiHttpTest, FullQueueIsTooManyRequestsWithRetryAfter) {
+  ServingOptions options;
+  options.engine.max_batch = 1;
+  options.engine.max_queue = 1;
+  options.engine.max_wait = absl::ZeroDuration();
+  ModelRegistry registry(dir_->path(), options, /*metrics=*/nullptr);
+  v1::LoadModelRequest load;
+  load.set_name(kModel);
+  load.set_version("v1");
+  load.mutable_artifact()->set_uri(dir_->File("standard"));
+  ASSERT_TRUE(registry.Load(load).ok());
+  absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> server =
+      OpenAiHttpServer::Start("127.0.0.1:0", &registry, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // Sixteen long generations submitted together: one decodes, one waits, the rest find the queue full.
+  const std::string body =
+      json{{"model", kModel}, {"prompt", kPrompt}, {"n", 16}, {"max_tokens", 256}, {"temperature", 0}}.dump();
+  Reply reply = Send("POST", "/v1/completions", body, {}, (*server)->address());
+  ExpectError(reply, 429, "", nullptr);
+  EXPECT_EQ(reply.body["error"]["type"], "rate_limit_error");
+  int retry_after = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(reply.retry_after, &retry_after)) << reply.retry_after;
+  EXPECT_GE(retry_after, 1);
+}
+
 // The teacher gateway's OpenAI backend, pointed at this server, gets completions from a student.
 TEST_F(OpenAiHttpTest, TeacherGatewayBackendCanUseAStudentAsTeacher) {
   http::CurlClientOptions curl_options;
   absl::StatusOr<std::unique_ptr<http::Client>> client = http::NewCurlClient(curl_options);
   ASSERT_TRUE(client.ok()) << client.status();
-  const json expected = Completion({{"prompt", kPrompt}, {"n", 2}, {"temperature", 1.0}, {"seed", 3},
-                                    {"max_tokens", 8}});
-  for (v1::OpenAiEndpoint endpoint : {v1::OPENAI_ENDPOINT_COMPLETIONS, v1::OPENAI_ENDPOINT_CHAT_COMPLETIONS}) {
+  const json expected =
+      Completion({{"prompt", kPrompt}, {"n", 2}, {"temperature", 1.0}, {"seed", 3}, {"max_tokens", 8}});
+  for (v1::OpenAiEndpoint endpoint :
+       {v1::OPENAI_ENDPOINT_COMPLETIONS, v1::OPENAI_ENDPOINT_CHAT_COMPLETIONS}) {
     v1::BackendInfo info;
     info.set_name("student");
     info.set_base_url(absl::StrCat("http://", server_->address(), "/v1/"));

@@ -98,7 +98,7 @@ LossTerms Overfit(StudentModel& model, const ObjectiveBatch& batch, const Object
                   double target, int max_steps) {
   // A tiny model gains nothing from intra-op threads, and ctest runs tests side by side.
   at::set_num_threads(1);
-  torch::optim::Adam adam(model.module().parameters(), torch::optim::AdamOptions(1e-2));
+  torch::optim::Adam adam(model.module().parameters(), torch::optim::AdamOptions(5e-3));
   for (int step = 0; step < max_steps; ++step) {
     model.module().train();
     adam.zero_grad();
