@@ -252,15 +252,8 @@ class Block : public torch::nn::Module {
       const Layer& self = *layers[0];
       Attention& attention = *self.attention;
       torch::Tensor normed = (*self.layer_norm)(hidden);
-      torch::Tensor key = attention.Heads((*attention.k)(normed));
-      torch::Tensor value = attention.Heads((*attention.v)(normed));
-      if (cache.length > 0) {
-        key = torch::cat({cache.self_key[index], key}, 2);
-        value = torch::cat({cache.self_value[index], value}, 2);
-      }
-      cache.self_key[index] = key;
-      cache.self_value[index] = value;
-      hidden = self.Residual(hidden, attention.Attend(normed, key, value, self_bias));
+      cache.AppendColumn(index, attention.Heads((*attention.k)(normed)), attention.Heads((*attention.v)(normed)));
+      hidden = self.Residual(hidden, attention.Attend(normed, cache.self_key[index], cache.self_value[index], self_bias));
     }
     {
       const Layer& cross = *layers[1];
@@ -328,15 +321,18 @@ class Stack : public torch::nn::Module {
   // Decoder only.
   DecoderCache InitCache(const torch::Tensor& encoder_hidden, const torch::Tensor& encoder_mask) const {
     DecoderCache cache;
+    DecoderCache::Storage& storage = cache.storage;
     const size_t layers = block->items().size();
-    cache.self_key.resize(layers);
-    cache.self_value.resize(layers);
+    storage.self_key.resize(layers);
+    storage.self_value.resize(layers);
     for (const auto& b : block->items()) {
       Attention& cross = *b->layer->items()[1]->attention;
-      cache.cross_key.push_back(cross.Heads((*cross.k)(encoder_hidden)));
-      cache.cross_value.push_back(cross.Heads((*cross.v)(encoder_hidden)));
+      storage.cross_key.push_back(cross.Heads((*cross.k)(encoder_hidden)));
+      storage.cross_value.push_back(cross.Heads((*cross.v)(encoder_hidden)));
     }
-    cache.cross_bias = AdditiveMask(encoder_mask);
+    storage.cross_bias = AdditiveMask(encoder_mask);
+    cache.batch = encoder_hidden.size(0);
+    cache.RefreshViews();
     return cache;
   }
 
@@ -346,14 +342,14 @@ class Stack : public torch::nn::Module {
     // Every cached key is in the query's past, so no causal mask is needed.
     torch::Tensor self_bias = block->items()[0]->layer->items()[0]->attention->ComputeBias(
         /*query_len=*/1, /*key_len=*/cache.length + 1, /*query_offset=*/cache.length);
-    if (cache.self_mask.defined()) {
-      // The new position is every row's own newest key: never masked.
-      cache.self_mask = torch::cat({cache.self_mask, torch::zeros({ids.size(0), 1, 1, 1}, torch::kFloat32)}, 3);
-      self_bias = self_bias + cache.self_mask;
+    cache.ReserveColumn();
+    if (cache.storage.self_mask.defined()) {
+      self_bias = self_bias + cache.storage.self_mask.narrow(0, 0, cache.batch).narrow(3, 0, cache.length + 1);
     }
     const auto& blocks = block->items();
     for (size_t i = 0; i < blocks.size(); ++i) hidden = blocks[i]->Step(hidden, self_bias, cache, i);
     cache.length += 1;
+    cache.RefreshViews();
     return torch::dropout((*final_layer_norm)(hidden), dropout_, is_training());
   }
 
@@ -472,111 +468,192 @@ torch::Tensor T5Model::DecodeStep(const torch::Tensor& next_tokens, DecoderCache
   return Project(decoder_->Step(next_tokens, cache)).squeeze(1);
 }
 
-void DecoderCache::SelectRows(const torch::Tensor& rows) {
-  c10::InferenceMode inference;
-  auto select = [&](std::vector<torch::Tensor>& tensors) {
-    for (torch::Tensor& t : tensors) {
-      if (t.defined()) t = t.index_select(0, rows);
-    }
-  };
-  select(self_key);
-  select(self_value);
-  select(cross_key);
-  select(cross_value);
-  cross_bias = cross_bias.index_select(0, rows);
-  if (self_mask.defined()) self_mask = self_mask.index_select(0, rows);
-}
-
 namespace {
 
-// Number of leading (from_end = false) or trailing columns of an additive mask [B, 1, 1, L] that are
-// masked in every row.
-int64_t MaskedEdgeColumns(const torch::Tensor& mask, bool from_end) {
-  torch::Tensor all_masked = mask.lt(0).all(0).reshape({-1});  // [L] bool
-  if (from_end) all_masked = all_masked.flip(0);
-  const int64_t length = all_masked.size(0);
-  const bool* data = all_masked.contiguous().data_ptr<bool>();
-  int64_t n = 0;
-  while (n < length && data[n]) ++n;
-  return n;
-}
+constexpr int64_t kInitialColumns = 16;
 
-// Pads dimension `dim` of t with `before` and `after` entries of `value`.
-torch::Tensor Pad(const torch::Tensor& t, int64_t dim, int64_t before, int64_t after, float value) {
-  if (before == 0 && after == 0) return t;
-  std::vector<torch::Tensor> parts;
-  auto filler = [&](int64_t n) {
-    std::vector<int64_t> shape = t.sizes().vec();
-    shape[dim] = n;
-    return torch::full(shape, value, t.options());
-  };
-  if (before > 0) parts.push_back(filler(before));
-  parts.push_back(t);
-  if (after > 0) parts.push_back(filler(after));
-  return torch::cat(parts, dim);
+// A tensor like `t` with dimension `dim` resized to `size`, filled with `value`, holding t's entries at the
+// start of every dimension.
+torch::Tensor Regrow(const torch::Tensor& t, std::vector<int64_t> sizes, float value) {
+  torch::Tensor grown = torch::full(sizes, value, t.options());
+  torch::Tensor target = grown;
+  for (int64_t d = 0; d < t.dim(); ++d) target = target.narrow(d, 0, std::min(t.size(d), sizes[d]));
+  torch::Tensor source = t;
+  for (int64_t d = 0; d < t.dim(); ++d) source = source.narrow(d, 0, std::min(t.size(d), sizes[d]));
+  target.copy_(source);
+  return grown;
 }
 
 }  // namespace
 
+void DecoderCache::RefreshViews() {
+  const size_t layers = storage.cross_key.size();
+  self_key.resize(layers);
+  self_value.resize(layers);
+  cross_key.resize(layers);
+  cross_value.resize(layers);
+  for (size_t i = 0; i < layers; ++i) {
+    const bool has_self = length > 0 && storage.self_key[i].defined();
+    self_key[i] = has_self ? storage.self_key[i].narrow(0, 0, batch).narrow(2, 0, length) : torch::Tensor();
+    self_value[i] = has_self ? storage.self_value[i].narrow(0, 0, batch).narrow(2, 0, length) : torch::Tensor();
+    cross_key[i] = storage.cross_key[i].narrow(0, 0, batch);
+    cross_value[i] = storage.cross_value[i].narrow(0, 0, batch);
+  }
+  cross_bias = storage.cross_bias.narrow(0, 0, batch);
+  self_mask = storage.self_mask.defined() && length > 0 ? storage.self_mask.narrow(0, 0, batch).narrow(3, 0, length)
+                                                        : torch::Tensor();
+}
+
+void DecoderCache::ReserveColumn() {
+  c10::InferenceMode inference;
+  const torch::Tensor& like = storage.cross_key[0];
+  const int64_t rows = like.size(0);
+  const int64_t columns = storage.self_key[0].defined() ? storage.self_key[0].size(2) : 0;
+  if (columns <= length) {
+    // Doubling keeps the copies of a long generation to about one cache's worth in total.
+    const int64_t grown = std::max(kInitialColumns, 2 * columns);
+    for (std::vector<torch::Tensor>* tensors : {&storage.self_key, &storage.self_value}) {
+      for (torch::Tensor& t : *tensors) {
+        const std::vector<int64_t> sizes = {rows, like.size(1), grown, like.size(3)};
+        t = t.defined() ? Regrow(t, sizes, 0.0f) : torch::zeros(sizes, like.options());
+      }
+    }
+    if (storage.self_mask.defined()) storage.self_mask = Regrow(storage.self_mask, {rows, 1, 1, grown}, 0.0f);
+  }
+  // The new position is every row's own newest key: never masked.
+  if (storage.self_mask.defined()) storage.self_mask.narrow(3, length, 1).fill_(0.0f);
+}
+
+void DecoderCache::AppendColumn(size_t layer, const torch::Tensor& key, const torch::Tensor& value) {
+  storage.self_key[layer].narrow(0, 0, batch).narrow(2, length, 1).copy_(key);
+  storage.self_value[layer].narrow(0, 0, batch).narrow(2, length, 1).copy_(value);
+  self_key[layer] = storage.self_key[layer].narrow(0, 0, batch).narrow(2, 0, length + 1);
+  self_value[layer] = storage.self_value[layer].narrow(0, 0, batch).narrow(2, 0, length + 1);
+}
+
+void DecoderCache::SelectRows(const torch::Tensor& rows) {
+  c10::InferenceMode inference;
+  for (size_t i = 0; i < storage.cross_key.size(); ++i) {
+    if (length > 0) {
+      storage.self_key[i] = self_key[i].index_select(0, rows);
+      storage.self_value[i] = self_value[i].index_select(0, rows);
+    }
+    storage.cross_key[i] = cross_key[i].index_select(0, rows);
+    storage.cross_value[i] = cross_value[i].index_select(0, rows);
+  }
+  storage.cross_bias = cross_bias.index_select(0, rows);
+  if (storage.self_mask.defined()) {
+    storage.self_mask = length > 0 ? self_mask.index_select(0, rows) : torch::Tensor();
+  }
+  batch = rows.size(0);
+  RefreshViews();
+}
+
+void DecoderCache::AppendRows(const DecoderCache& fresh) {
+  c10::InferenceMode inference;
+  TORCH_CHECK(fresh.length == 0, "DecoderCache::AppendRows: the new rows must not have decoded yet");
+  const float lowest = std::numeric_limits<float>::lowest();
+  const int64_t n = fresh.batch;
+  const int64_t capacity = storage.cross_key[0].size(0);
+  const int64_t source = storage.cross_key[0].size(2);
+  const int64_t fresh_source = fresh.cross_bias.size(3);
+  if (batch + n > capacity || fresh_source > source) {
+    const int64_t rows = batch + n > capacity ? std::max(batch + n, 2 * capacity) : capacity;
+    const int64_t columns = std::max(source, fresh_source);
+    for (std::vector<torch::Tensor>* tensors : {&storage.cross_key, &storage.cross_value}) {
+      for (torch::Tensor& t : *tensors) t = Regrow(t, {rows, t.size(1), columns, t.size(3)}, 0.0f);
+    }
+    storage.cross_bias = Regrow(storage.cross_bias, {rows, 1, 1, columns}, lowest);
+    for (std::vector<torch::Tensor>* tensors : {&storage.self_key, &storage.self_value}) {
+      for (torch::Tensor& t : *tensors) {
+        if (t.defined()) t = Regrow(t, {rows, t.size(1), t.size(2), t.size(3)}, 0.0f);
+      }
+    }
+    if (storage.self_mask.defined()) {
+      storage.self_mask = Regrow(storage.self_mask, {rows, 1, 1, storage.self_mask.size(3)}, 0.0f);
+    }
+  }
+  for (size_t i = 0; i < storage.cross_key.size(); ++i) {
+    storage.cross_key[i].narrow(0, batch, n).narrow(2, 0, fresh_source).copy_(fresh.cross_key[i]);
+    storage.cross_value[i].narrow(0, batch, n).narrow(2, 0, fresh_source).copy_(fresh.cross_value[i]);
+  }
+  torch::Tensor bias = storage.cross_bias.narrow(0, batch, n);
+  bias.fill_(lowest);
+  bias.narrow(3, 0, fresh_source).copy_(fresh.cross_bias);
+  if (length > 0) {
+    // The new rows start at the next column: everything before it is masked for them.
+    if (!storage.self_mask.defined()) {
+      storage.self_mask = torch::zeros({storage.cross_key[0].size(0), 1, 1, storage.self_key[0].size(2)},
+                                       torch::kFloat32);
+    }
+    storage.self_mask.narrow(0, batch, n).narrow(3, 0, length).fill_(lowest);
+  }
+  batch += n;
+  RefreshViews();
+}
+
+void DecoderCache::RemoveRow(int64_t row) {
+  c10::InferenceMode inference;
+  TORCH_CHECK(row >= 0 && row < batch, "DecoderCache::RemoveRow: no row ", row);
+  const int64_t last = batch - 1;
+  if (row != last) {
+    auto move = [&](torch::Tensor& t) {
+      if (t.defined()) t[row].copy_(t[last]);
+    };
+    for (size_t i = 0; i < storage.cross_key.size(); ++i) {
+      move(storage.self_key[i]);
+      move(storage.self_value[i]);
+      move(storage.cross_key[i]);
+      move(storage.cross_value[i]);
+    }
+    move(storage.cross_bias);
+    move(storage.self_mask);
+  }
+  batch -= 1;
+  RefreshViews();
+}
+
 void DecoderCache::TrimPadding() {
   c10::InferenceMode inference;
-  if (self_mask.defined() && length > 0) {
-    const int64_t drop = std::min(MaskedEdgeColumns(self_mask, /*from_end=*/false), length - 1);
-    if (drop > 0) {
-      for (std::vector<torch::Tensor>* tensors : {&self_key, &self_value}) {
-        for (torch::Tensor& t : *tensors) t = t.narrow(2, drop, length - drop);
+  if (!self_mask.defined() || batch == 0) return;
+  torch::Tensor all_masked = self_mask.lt(0).all(0).reshape({-1}).contiguous();  // [length]
+  const bool* data = all_masked.data_ptr<bool>();
+  int64_t drop = 0;
+  while (drop < length - 1 && data[drop]) ++drop;
+  if (drop > 0 && 2 * drop >= length) {
+    // Shift the live columns to the front: one copy, paid once the dead columns are half the cache.
+    for (std::vector<torch::Tensor>* tensors : {&storage.self_key, &storage.self_value}) {
+      for (torch::Tensor& t : *tensors) {
+        torch::Tensor live = t.narrow(2, drop, length - drop).clone();
+        t.narrow(2, 0, length - drop).copy_(live);
       }
-      self_mask = self_mask.narrow(3, drop, length - drop);
-      length -= drop;
     }
-    if (!self_mask.lt(0).any().item<bool>()) self_mask = torch::Tensor();
+    torch::Tensor live = storage.self_mask.narrow(3, drop, length - drop).clone();
+    storage.self_mask.narrow(3, 0, length - drop).copy_(live);
+    length -= drop;
   }
-  const int64_t source = cross_bias.size(3);
-  const int64_t drop = std::min(MaskedEdgeColumns(cross_bias, /*from_end=*/true), source - 1);
-  if (drop > 0) {
-    for (std::vector<torch::Tensor>* tensors : {&cross_key, &cross_value}) {
-      for (torch::Tensor& t : *tensors) t = t.narrow(2, 0, source - drop);
-    }
-    cross_bias = cross_bias.narrow(3, 0, source - drop);
+  if (!storage.self_mask.narrow(0, 0, batch).narrow(3, 0, length).lt(0).any().item<bool>()) {
+    storage.self_mask = torch::Tensor();
   }
+  RefreshViews();
 }
 
 DecoderCache ConcatDecoderCaches(const DecoderCache& a, const DecoderCache& b) {
   c10::InferenceMode inference;
-  const float lowest = std::numeric_limits<float>::lowest();
-  DecoderCache out;
-  out.length = std::max(a.length, b.length);
-  const int64_t source = std::max(a.cross_bias.size(3), b.cross_bias.size(3));
-  const size_t layers = a.cross_key.size();
-  out.self_key.resize(layers);
-  out.self_value.resize(layers);
-  for (size_t i = 0; i < layers; ++i) {
-    auto cross = [&](const torch::Tensor& t) { return Pad(t, 2, 0, source - t.size(2), 0.0f); };
-    out.cross_key.push_back(torch::cat({cross(a.cross_key[i]), cross(b.cross_key[i])}, 0));
-    out.cross_value.push_back(torch::cat({cross(a.cross_value[i]), cross(b.cross_value[i])}, 0));
-    if (out.length == 0) continue;
-    // A cache of length 0 has no self-attention tensors yet: all its columns are padding.
-    auto self = [&](const DecoderCache& c, const std::vector<torch::Tensor>& t) {
-      if (c.length == 0) {
-        torch::Tensor like = c.cross_key[i];
-        return torch::zeros({like.size(0), like.size(1), out.length, like.size(3)}, like.options());
-      }
-      return Pad(t[i], 2, out.length - c.length, 0, 0.0f);
-    };
-    out.self_key[i] = torch::cat({self(a, a.self_key), self(b, b.self_key)}, 0);
-    out.self_value[i] = torch::cat({self(a, a.self_value), self(b, b.self_value)}, 0);
+  DecoderCache out = a;
+  // Own storage, so appending does not write into `a`'s.
+  auto own = [](torch::Tensor& t) {
+    if (t.defined()) t = t.clone();
+  };
+  for (size_t i = 0; i < out.storage.cross_key.size(); ++i) {
+    own(out.storage.self_key[i]);
+    own(out.storage.self_value[i]);
+    own(out.storage.cross_key[i]);
+    own(out.storage.cross_value[i]);
   }
-  auto cross_bias = [&](const torch::Tensor& t) { return Pad(t, 3, 0, source - t.size(3), lowest); };
-  out.cross_bias = torch::cat({cross_bias(a.cross_bias), cross_bias(b.cross_bias)}, 0);
-  if (out.length > 0) {
-    auto mask = [&](const DecoderCache& c) {
-      torch::Tensor own = c.self_mask.defined()
-                              ? c.self_mask
-                              : torch::zeros({c.cross_bias.size(0), 1, 1, c.length}, torch::kFloat32);
-      return Pad(own, 3, out.length - c.length, 0, lowest);
-    };
-    out.self_mask = torch::cat({mask(a), mask(b)}, 0);
-  }
+  own(out.storage.cross_bias);
+  own(out.storage.self_mask);
+  out.AppendRows(b);
   return out;
 }
 

@@ -43,7 +43,10 @@ class LinearModule;
 }  // namespace t5_internal
 
 // Incremental decoding state for T5Model::DecodeStep, one entry per decoder layer. Built by
-// T5Model::InitCache; a plain value (copying shares the tensors, which are never modified in place).
+// T5Model::InitCache. Copying a DecoderCache shares its storage (copies are not independent; see
+// ConcatDecoderCaches). The tensor fields are read-only views for callers; the cache owns storage with spare
+// room behind them, so a step appends its keys and values in place (no copy of the cache per step) and
+// continuous batching adds and removes rows by copying only those rows.
 struct DecoderCache {
   // Self-attention keys and values of every position decoded so far, [B, num_heads, length, d_kv]; one
   // position is appended per DecodeStep.
@@ -54,30 +57,60 @@ struct DecoderCache {
   std::vector<torch::Tensor> cross_value;
   // Additive encoder mask [B, 1, 1, S]: 0 where attended, the lowest float where padded.
   torch::Tensor cross_bias;
+  // Number of rows.
+  int64_t batch = 0;
   // Number of self-attention columns in the cache (positions decoded so far by the longest-running row).
   // Rows decoded in lockstep all have this many positions, and the next DecodeStep's query position is
   // `length`.
   int64_t length = 0;
-  // Continuous batching (ConcatDecoderCaches): rows that joined a running batch later have fewer positions.
-  // Rows are right-aligned, every row's newest key in the last column, so the relative position of column
-  // c to the query of the next step is c - length for every row; this additive mask [B, 1, 1, length]
-  // holds the lowest float on the columns before a row's first position and 0 elsewhere. Undefined when
-  // no row has such columns.
+  // Continuous batching (AppendRows): rows that joined a running batch later have fewer positions. Rows
+  // are right-aligned, every row's newest key in the last column, so the relative position of column c to
+  // the query of the next step is c - length for every row; this additive mask [B, 1, 1, length] holds
+  // the lowest float on the columns before a row's first position and 0 elsewhere. Undefined when no row
+  // has such columns.
   torch::Tensor self_mask;
 
   // Keeps, in this order, the batch rows `rows` (int64 indices into the current batch, repeats allowed):
-  // how beam search follows its surviving beams and how continuous batching drops finished rows.
+  // how beam search follows its surviving beams. Copies the whole cache.
   void SelectRows(const torch::Tensor& rows);
 
-  // Drops the leading self-attention columns that every row masks and the trailing cross-attention
-  // columns that every row masks (left behind by rows that SelectRows removed). Outputs do not change.
+  // Continuous batching: appends the rows of `fresh` (a cache from InitCache, length 0) after the current
+  // ones; their self-attention columns so far are masked, their encoder inputs may be longer or shorter
+  // (the shorter are padded with masked columns). Each row then decodes exactly as it would alone, up to
+  // float rounding. Copies only the new rows, unless the storage must grow.
+  void AppendRows(const DecoderCache& fresh);
+
+  // Continuous batching: removes row `row` by moving the last row into its place (the order of the other
+  // rows is kept except for that one move). Copies one row.
+  void RemoveRow(int64_t row);
+
+  // Drops the leading self-attention columns that every row masks (left behind by removed rows) once they
+  // are at least half of the cache, so the cache stops growing with the rows that came and went. Outputs
+  // do not change.
   void TrimPadding();
+
+  // Storage behind the views (rows and columns beyond batch, length and the longest encoder input are
+  // spare). Internal to T5Model and the functions above.
+  struct Storage {
+    std::vector<torch::Tensor> self_key, self_value;    // [rows, H, columns, d_kv]
+    std::vector<torch::Tensor> cross_key, cross_value;  // [rows, H, source, d_kv]
+    torch::Tensor cross_bias;                           // [rows, 1, 1, source]
+    torch::Tensor self_mask;                            // [rows, 1, 1, columns] or undefined
+  };
+  Storage storage;
+
+  // Makes room for self-attention column `length` (growing the storage when full) and unmasks it for
+  // every row. DecodeStep calls it first.
+  void ReserveColumn();
+  // Appends one self-attention column (this step's keys and values [B, H, 1, d_kv] for layer `layer`) at
+  // column `length`; DecodeStep calls it for every layer, then advances `length`.
+  void AppendColumn(size_t layer, const torch::Tensor& key, const torch::Tensor& value);
+  // Resets the view fields from the storage.
+  void RefreshViews();
 };
 
-// Continuous batching: a cache holding the rows of `a` followed by those of `b`, which may have different
-// lengths (the shorter is left-padded with masked self-attention columns) and different encoder lengths
-// (the shorter is right-padded with masked cross-attention columns). Each row then decodes exactly as it
-// would alone, up to float rounding. Both must come from the same model.
+// A cache holding the rows of `a` followed by those of `b` (which must not have decoded yet): AppendRows on
+// a copy of `a`'s storage, leaving `a` as it was.
 DecoderCache ConcatDecoderCaches(const DecoderCache& a, const DecoderCache& b);
 
 class T5Model : public torch::nn::Module {

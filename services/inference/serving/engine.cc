@@ -239,7 +239,11 @@ void Engine::AdmitBatch(const std::vector<std::shared_ptr<Request>>& admit, cons
     }
   }
   student::DecoderCache fresh = model_.InitCache(model_.Encode(ids, mask), mask);
-  cache_ = rows_.empty() ? std::move(fresh) : student::ConcatDecoderCaches(cache_, fresh);
+  if (rows_.empty()) {
+    cache_ = std::move(fresh);
+  } else {
+    cache_.AppendRows(fresh);  // copies only the new rows
+  }
   for (size_t i : batch) {
     rows_.push_back({admit[i], segments[i], admit[i]->options_.decoder_start_id});
   }
@@ -276,8 +280,7 @@ void Engine::Step() {
   if (options_.tokens != nullptr) options_.tokens->Increment(static_cast<double>(n));
 
   const absl::Time now = absl::Now();
-  std::vector<int64_t> keep;
-  std::vector<Row> kept_rows;
+  std::vector<int64_t> finished;
   for (int64_t r = 0; r < n; ++r) {
     Row& row = rows_[r];
     Request& request = *row.request;
@@ -303,23 +306,28 @@ void Engine::Step() {
       FinishRequest(request, request.cancelled()
                                  ? absl::CancelledError("request cancelled")
                                  : absl::DeadlineExceededError("deadline exceeded while generating"));
+      finished.push_back(r);
       continue;
     }
     if (done) {
       SegmentDone(row.request, row.segment);
+      finished.push_back(r);
       continue;
     }
     row.next_token = token;
-    keep.push_back(r);
-    kept_rows.push_back(std::move(row));
   }
-  if (kept_rows.empty()) {
+  if (static_cast<int64_t>(finished.size()) == n) {
+    rows_.clear();
     cache_ = student::DecoderCache();
-  } else if (static_cast<int64_t>(kept_rows.size()) != n) {
-    cache_.SelectRows(torch::tensor(keep, torch::kInt64));
-    cache_.TrimPadding();
+    return;
   }
-  rows_ = std::move(kept_rows);
+  // Highest first: RemoveRow moves the last row into the gap, which is then always a live one.
+  for (auto it = finished.rbegin(); it != finished.rend(); ++it) {
+    cache_.RemoveRow(*it);
+    rows_[*it] = std::move(rows_.back());
+    rows_.pop_back();
+  }
+  if (!finished.empty()) cache_.TrimPadding();
 }
 
 void Engine::SegmentDone(const std::shared_ptr<Request>& request, int segment) {

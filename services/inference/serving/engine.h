@@ -6,7 +6,8 @@
 //
 //   - The scheduler decodes every running sequence one token per step, as one batch. Between steps, queued
 //     requests join (encoder run once for the newcomers, their caches concatenated onto the running one,
-//     student::ConcatDecoderCaches) and finished sequences leave (DecoderCache::SelectRows).
+//     DecoderCache::AppendRows) and finished sequences leave (DecoderCache::RemoveRow); both copy only the
+//     rows that come or go.
 //   - When nothing is running, the first queued request waits up to `max_wait` for others to arrive, so a
 //     burst starts as one batch; a batch never exceeds `max_batch` sequences (1 = no batching).
 //   - The queue is bounded: Submit past `max_queue` waiting requests is RESOURCE_EXHAUSTED with a retry

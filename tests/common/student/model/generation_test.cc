@@ -89,14 +89,15 @@ TEST(DecodeStepTest, MatchesUncachedDecodePositionByPosition) {
   }
 }
 
-// Continuous batching: row 1 joins row 0's running decode after 5 steps with a longer input, row 0
-// leaves after 12; at every step each row's logits equal its own uncached Decode.
+// Continuous batching: row 1 joins row 0's running decode after 10 steps with a longer input, row 0
+// leaves after 12 (and the dead columns it leaves behind are trimmed); at every step each row's logits
+// equal its own uncached Decode.
 TEST(DecoderCacheTest, RowsJoinAndLeaveARunningBatch) {
   for (const T5Config& config : {TinyT5Config(), TiedReluConfig(), ShortBucketsConfig()}) {
     auto model = MakeModel(config);
     torch::NoGradGuard no_grad;
     const std::vector<torch::Tensor> inputs = {Ids({{5, 6, 7, 1}}), Ids({{10, 11, 12, 13, 14, 15, 16, 1}})};
-    const int64_t length = 20;
+    const int64_t length = 40;  // past the initial storage, so it grows while rows come and go
     std::vector<torch::Tensor> dec, full;
     for (const torch::Tensor& ids : inputs) {
       torch::Tensor d = torch::randint(2, config.vocab_size, {1, length}, torch::kInt64);
@@ -108,34 +109,35 @@ TEST(DecoderCacheTest, RowsJoinAndLeaveARunningBatch) {
       return model->InitCache(model->Encode(inputs[row], MaskOf(inputs[row])), MaskOf(inputs[row]));
     };
     auto expect_close = [&](const torch::Tensor& got, int row, int64_t position) {
-      EXPECT_TRUE(torch::allclose(got, full[row][position], 1e-4, 1e-4))  // batch shapes change summation order
+      // Batch shapes change summation order.
+      EXPECT_TRUE(torch::allclose(got, full[row][position], 1e-4, 1e-4))
           << "row " << row << " position " << position << " max diff "
           << (got - full[row][position]).abs().max().item<float>();
     };
 
     DecoderCache cache = init(0);
     int64_t pos0 = 0, pos1 = 0;
-    for (; pos0 < 5; ++pos0) expect_close(model->DecodeStep(dec[0].slice(1, pos0, pos0 + 1), cache)[0], 0, pos0);
-    cache = ConcatDecoderCaches(cache, init(1));
+    for (; pos0 < 10; ++pos0) expect_close(model->DecodeStep(dec[0].slice(1, pos0, pos0 + 1), cache)[0], 0, pos0);
+    cache.AppendRows(init(1));
     ASSERT_TRUE(cache.self_mask.defined());
+    EXPECT_EQ(cache.batch, 2);
     for (; pos0 < 12; ++pos0, ++pos1) {
       torch::Tensor tokens = torch::cat({dec[0].slice(1, pos0, pos0 + 1), dec[1].slice(1, pos1, pos1 + 1)}, 0);
       torch::Tensor logits = model->DecodeStep(tokens, cache);
       expect_close(logits[0], 0, pos0);
       expect_close(logits[1], 1, pos1);
     }
-    cache.SelectRows(torch::tensor({int64_t{1}}, torch::kInt64));
+    cache.RemoveRow(0);
     cache.TrimPadding();
-    EXPECT_EQ(cache.length, pos1) << "the columns before row 1's start are gone";
+    EXPECT_EQ(cache.batch, 1);
+    EXPECT_EQ(cache.length, pos1) << "the 10 dead columns before row 1's start are gone";
     EXPECT_FALSE(cache.self_mask.defined());
     for (; pos1 < length; ++pos1) expect_close(model->DecodeStep(dec[1].slice(1, pos1, pos1 + 1), cache)[0], 1, pos1);
 
-    // The other way round: a shorter input joins a longer one; leaving trims the cross-attention padding.
+    // The other way round: a shorter input joins a longer one, which then leaves.
     cache = ConcatDecoderCaches(init(1), init(0));
     EXPECT_EQ(cache.cross_bias.size(3), 8);
-    cache.SelectRows(torch::tensor({int64_t{1}}, torch::kInt64));
-    cache.TrimPadding();
-    EXPECT_EQ(cache.cross_bias.size(3), 4);
+    cache.RemoveRow(0);
     for (int64_t t = 0; t < 6; ++t) expect_close(model->DecodeStep(dec[0].slice(1, t, t + 1), cache)[0], 0, t);
   }
 }
