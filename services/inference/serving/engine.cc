@@ -47,6 +47,12 @@ std::optional<Request::Event> Request::NextEvent(absl::Duration timeout) {
   if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) return std::nullopt;
   Event event = std::move(events_.front());
   events_.pop_front();
+  // Tokens that piled up while the consumer was busy go out as one event (one chunk, one write).
+  while (event.kind == Event::Kind::kTokens && !events_.empty() && events_.front().kind == Event::Kind::kTokens &&
+         events_.front().segment == event.segment) {
+    event.tokens.insert(event.tokens.end(), events_.front().tokens.begin(), events_.front().tokens.end());
+    events_.pop_front();
+  }
   return event;
 }
 

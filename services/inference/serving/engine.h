@@ -68,7 +68,8 @@ class Request {
   void Cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
 
-  // Waits up to `timeout` for the next event; nullopt on timeout. After kDone there are no more events.
+  // Waits up to `timeout` for the next event; nullopt on timeout. Consecutive token events of one segment
+  // that are waiting are merged into one. After kDone there are no more events.
   std::optional<Event> NextEvent(absl::Duration timeout);
 
   // Valid after the kDone event: the final status, each segment's tokens (EOS not included) and why it
