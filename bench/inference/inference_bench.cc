@@ -2,7 +2,7 @@
 // (services/inference) serving a randomly initialised student, with batching on and off.
 //
 //   distill-bench-inference [--quick] [--shape small|tiny] [--clients 1,8,32,128] [--methods Predict,Generate]
-//                           [--seconds 10] [--warmup 2] [--max_new_tokens 16] [--max_batch 32] [--out results.json]
+//                           [--seconds 10] [--warmup 2] [--max_new_tokens 64] [--max_batch 32] [--out results.json]
 //
 //   model      student::InitStudent(PresetConfig(--shape)) with the built-in tokenizer, saved with SaveStudent;
 //              small keeps t5-v1_1-small's 32128-row embedding. A random model seldom emits EOS, so every
@@ -95,7 +95,7 @@ struct Options {
   double seconds = 10;      // measured window per configuration
   double warmup = 2;        // seconds of load before the window, not counted
   int64_t max_requests = 0; // completions per configuration that end the window early; 0 = no limit
-  int max_new_tokens = 16;
+  int max_new_tokens = 64;
   int max_batch = 32;       // the batching server's max_batch
   absl::Duration max_wait = absl::Milliseconds(2);
   int max_queue = 0;        // 0: max(256, the largest client count)

@@ -4,7 +4,9 @@
 #include "services/inference/inference_service.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -395,6 +397,11 @@ TEST_F(InferenceServiceTest, AFullQueueAnswersResourceExhaustedWithARetryHint) {
   EXPECT_THAT(exposition, HasSubstr("distill_inference_time_to_first_token_seconds_bucket"));
   EXPECT_THAT(exposition, HasSubstr("distill_inference_generated_tokens_total"));
   EXPECT_THAT(exposition, HasSubstr("distill_inference_queue_depth"));
+  // Prometheus accepts the exposition as it is after real traffic.
+  const std::string path = temp_.File("metrics.txt");
+  std::ofstream(path) << exposition;
+  EXPECT_EQ(std::system(absl::StrCat(DISTILL_PROMTOOL, " check metrics < ", path, " > ", path, ".out 2>&1").c_str()), 0)
+      << "promtool rejected the exposition";
 }
 
 TEST_F(InferenceServiceTest, UnloadDrainsAndForgetsTheModel) {
