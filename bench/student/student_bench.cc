@@ -24,9 +24,9 @@
 // Threads: libtorch's intra-op (OpenMP) pool and OpenBLAS's own pthread pool are set separately
 // (--threads, --blas_threads; by default each keeps the count it has in this process) and the Python
 // child gets exactly the counts this process runs with (torch.set_num_threads, openblas_set_num_threads,
-// OMP_NUM_THREADS, OPENBLAS_NUM_THREADS). Both sides flush denormals to zero.
+// OMP_NUM_THREADS, OPENBLAS_NUM_THREADS). Both sides flush denormals to zero. The C++ side runs the
+// trainer worker's process setup and optimizer (ConfigureTrainingProcess, FusedAdamW).
 
-#include <dlfcn.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -61,6 +61,8 @@
 #include "common/student/model/generation.h"
 #include "common/student/model/t5.h"
 #include "common/student/model/t5_weights.h"
+#include "common/student/optim/fused_adamw.h"
+#include "common/student/runtime/training_process.h"
 #include "nlohmann/json.hpp"
 #include "torch/optim/adamw.h"
 #include "torch/types.h"
@@ -210,22 +212,6 @@ double GenerationFlops(const T5Config& c, double batch, double src, int new_toke
 // ---------------------------------------------------------------------------------------------------
 // Measurements.
 
-// OpenBLAS keeps its own thread pool, which at::set_num_threads does not touch. Sets it to `threads`
-// (when > 0) and returns OpenBLAS's thread count, or -1 when the BLAS in this process is not OpenBLAS.
-int OpenBlasThreads(int threads) {
-  void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-  if (lib == nullptr) return -1;
-  auto set = reinterpret_cast<void (*)(int)>(dlsym(lib, "openblas_set_num_threads"));
-  auto get = reinterpret_cast<int (*)()>(dlsym(lib, "openblas_get_num_threads"));
-  int result = -1;
-  if (set != nullptr && get != nullptr) {
-    if (threads > 0) set(threads);
-    result = get();
-  }
-  dlclose(lib);
-  return result;
-}
-
 double MeasureSgemmGflops(int64_t n, int reps) {
   torch::Tensor a = torch::randn({n, n});
   torch::Tensor b = torch::randn({n, n});
@@ -252,7 +238,8 @@ json MeasureTraining(T5Model& model, const Options& o, int steps) {
   torch::Tensor decoder_ids = torch::cat(
       {torch::full({o.batch, 1}, c.decoder_start_token_id, torch::kInt64), labels.slice(1, 0, o.tgt_len - 1)},
       1);
-  torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(o.lr));
+  // The trainer's optimizer (services/trainer/training/trainer.cc), with its defaults otherwise.
+  FusedAdamW optimizer(model.parameters(), torch::optim::AdamWOptions(o.lr));
   model.train();
   double forward = 0, backward = 0, step_time = 0;
   std::vector<double> times;
@@ -261,7 +248,7 @@ json MeasureTraining(T5Model& model, const Options& o, int steps) {
   for (int step = 0; step < o.train_warmup + steps; ++step) {
     if (step == o.train_warmup) cpu_start = bench::ProcessCpuSeconds();
     const auto t0 = SteadyClock::now();
-    optimizer.zero_grad();
+    optimizer.ZeroGrad();
     loss = T5Model::Loss(model.Forward(ids, mask, decoder_ids), labels);
     const auto t1 = SteadyClock::now();
     loss.backward();
@@ -664,11 +651,12 @@ bool Report(const Options& o, double peak_gflops, json& r) {
 }
 
 int Run(Options o) {
-  if (o.threads > 0) at::set_num_threads(o.threads);
-  o.threads = at::get_num_threads();
-  const int blas_threads = OpenBlasThreads(o.blas_threads);
+  // The trainer's worker process setup (threads, malloc tuning, flush-to-zero), so the C++ side measures
+  // what training runs.
+  const TrainingThreads configured = ConfigureTrainingProcess({o.threads, o.blas_threads});
+  o.threads = configured.torch_threads;
+  const int blas_threads = configured.blas_threads;
   if (blas_threads > 0) o.blas_threads = blas_threads;
-  at::globalContext().setFlushDenormal(true);
   absl::StatusOr<json> sgemm = MeasureQuietly(o, "sgemm peak", [&]() -> absl::StatusOr<json> {
     return json{{"n", o.sgemm_n}, {"gflops", MeasureSgemmGflops(o.sgemm_n, 5)}};
   });

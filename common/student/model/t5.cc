@@ -14,6 +14,7 @@
 #include "c10/core/InferenceMode.h"
 #include "c10/util/Exception.h"
 #include "common/status/macros.h"
+#include "common/student/model/training_ops.h"
 
 namespace distill::student {
 namespace t5_internal {
@@ -38,6 +39,16 @@ class LinearModule : public torch::nn::Module {
   torch::Tensor weight;
 };
 
+// x @ [w_0; w_1; ...]^T as one matmul, split back into one [..., out_i] tensor per weight. For training
+// only: concatenating the weights is a copy of them, cheap against a training batch but not against a
+// decoding step. One larger GEMM keeps OpenBLAS's threads busier, and autograd records one matmul (whose
+// backward is two GEMMs and no sum of per-projection input gradients) instead of one per projection.
+std::vector<torch::Tensor> FusedProjections(const torch::Tensor& x, torch::TensorList weights) {
+  std::vector<int64_t> sizes;
+  for (const torch::Tensor& w : weights) sizes.push_back(w.size(0));
+  return torch::matmul(x, torch::cat(weights).t()).split_with_sizes(sizes, -1);
+}
+
 class EmbeddingModule : public torch::nn::Module {
  public:
   EmbeddingModule(int64_t num, int64_t dim) {
@@ -52,13 +63,7 @@ class LayerNorm : public torch::nn::Module {
   LayerNorm(int64_t dim, double eps) : eps_(eps) {
     weight = register_parameter("weight", torch::ones({dim}));
   }
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    // Variance in float32 whatever the activation dtype, as transformers' T5LayerNorm does.
-    torch::Tensor x32 = x.to(torch::kFloat32);
-    torch::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
-    torch::Tensor normed = x32 * torch::rsqrt(variance + eps_);
-    return weight * normed.to(weight.scalar_type());
-  }
+  torch::Tensor operator()(const torch::Tensor& x) const { return RmsNorm(x, weight, eps_); }
   torch::Tensor weight;
 
  private:
@@ -114,6 +119,14 @@ class Attention : public torch::nn::Module {
   // additive mask) -> [B, T, D].
   torch::Tensor operator()(const torch::Tensor& hidden, const torch::Tensor& key_value,
                            const torch::Tensor& bias) {
+    if (is_training()) {
+      if (hidden.is_same(key_value)) {  // self-attention
+        std::vector<torch::Tensor> qkv = FusedProjections(hidden, {q->weight, k->weight, v->weight});
+        return AttendQuery(Heads(qkv[0]), Heads(qkv[1]), Heads(qkv[2]), bias);
+      }
+      std::vector<torch::Tensor> kv = FusedProjections(key_value, {k->weight, v->weight});
+      return Attend(hidden, Heads(kv[0]), Heads(kv[1]), bias);
+    }
     return Attend(hidden, Heads((*k)(key_value)), Heads((*v)(key_value)), bias);
   }
 
@@ -125,8 +138,13 @@ class Attention : public torch::nn::Module {
   // hidden [B, T, D] attending to already projected key, value [B, H, S, d_kv] -> [B, T, D].
   torch::Tensor Attend(const torch::Tensor& hidden, const torch::Tensor& key, const torch::Tensor& value,
                        const torch::Tensor& bias) {
-    const int64_t batch = hidden.size(0);
-    torch::Tensor query = Heads((*q)(hidden));
+    return AttendQuery(Heads((*q)(hidden)), key, value, bias);
+  }
+
+  // Projected query [B, H, T, d_kv] attending to key, value [B, H, S, d_kv] -> [B, T, D].
+  torch::Tensor AttendQuery(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                            const torch::Tensor& bias) {
+    const int64_t batch = query.size(0);
     if (query.size(2) == 1 && !is_training()) {
       // One query position (cached decoding): broadcast products and sums over the cached keys and
       // values instead of B * H one-row matrix products.
@@ -135,11 +153,10 @@ class Attention : public torch::nn::Module {
       torch::Tensor context = (weights.transpose(2, 3) * value).sum(2);  // [B, H, d_kv]
       return (*o)(context.reshape({batch, 1, num_heads_ * d_kv_}));
     }
-    torch::Tensor scores = torch::matmul(query, key.transpose(2, 3)) + bias;  // no 1/sqrt(d_kv): see t5.h
-    torch::Tensor weights = torch::softmax(scores.to(torch::kFloat32), -1).to(scores.scalar_type());
-    weights = torch::dropout(weights, dropout_, is_training());
-    torch::Tensor context =
-        torch::matmul(weights, value).transpose(1, 2).reshape({batch, -1, num_heads_ * d_kv_});
+    // No 1/sqrt(d_kv) scaling: see t5.h.
+    torch::Tensor context = AttentionCore(query, key, value, bias, dropout_, is_training())
+                                .transpose(1, 2)
+                                .reshape({batch, -1, num_heads_ * d_kv_});
     return (*o)(context);
   }
 
@@ -172,11 +189,16 @@ class DenseReluDense : public torch::nn::Module {
     torch::Tensor hidden;
     if (gated_) {
       // gelu_new is the tanh approximation of GELU.
-      hidden = torch::gelu((*wi_0)(x), "tanh") * (*wi_1)(x);
+      if (is_training()) {
+        std::vector<torch::Tensor> wi = FusedProjections(x, {wi_0->weight, wi_1->weight});
+        hidden = torch::gelu(wi[0], "tanh") * wi[1];
+      } else {
+        hidden = torch::gelu((*wi_0)(x), "tanh") * (*wi_1)(x);
+      }
     } else {
       hidden = torch::relu((*wi)(x));
     }
-    hidden = torch::dropout(hidden, dropout_, is_training());
+    hidden = Dropout(hidden, dropout_, is_training());
     return (*wo)(hidden);
   }
 
@@ -200,7 +222,7 @@ class Layer : public torch::nn::Module {
   }
 
   torch::Tensor Residual(const torch::Tensor& hidden, const torch::Tensor& branch) const {
-    return hidden + torch::dropout(branch, dropout_, is_training());
+    return hidden + Dropout(branch, dropout_, is_training());
   }
 
   std::shared_ptr<LayerNorm> layer_norm;
@@ -301,7 +323,7 @@ class Stack : public torch::nn::Module {
   torch::Tensor RunEmbedded(const torch::Tensor& embedded, const torch::Tensor& mask,
                             const torch::Tensor& encoder_hidden, const torch::Tensor& encoder_mask) {
     const int64_t length = embedded.size(1);
-    torch::Tensor hidden = torch::dropout(embedded, dropout_, is_training());
+    torch::Tensor hidden = Dropout(embedded, dropout_, is_training());
 
     // The position bias (with the mask folded in) is computed once by block 0's attention and shared.
     torch::Tensor self_bias = block->items()[0]->layer->items()[0]->attention->ComputeBias(length, length);
@@ -315,7 +337,7 @@ class Stack : public torch::nn::Module {
     if (is_decoder_) cross_bias = AdditiveMask(encoder_mask);
 
     for (const auto& b : block->items()) hidden = (*b)(hidden, self_bias, encoder_hidden, cross_bias);
-    return torch::dropout((*final_layer_norm)(hidden), dropout_, is_training());
+    return Dropout((*final_layer_norm)(hidden), dropout_, is_training());
   }
 
   // Decoder only.

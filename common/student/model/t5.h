@@ -13,6 +13,12 @@
 //   - dropout after the embeddings, inside attention and feed-forward, and on every residual branch, active
 //     only in training mode (`model.train()`; call `model.eval()` for deterministic outputs).
 //
+// Under autograd the layer norm and the attention core are single autograd nodes (training_ops.h:
+// RmsNorm, AttentionCore; their forward runs the plain libtorch kernels, so values are bit-identical), and
+// dropout is training_ops.h's Dropout. In training mode q/k/v, k/v and wi_0/wi_1 are also concatenated
+// into one matmul each, which changes float rounding only; eval mode keeps separate projections, so eval
+// outputs are bit-identical to the plain libtorch ops.
+//
 // named_parameters() keys are exactly Hugging Face's names (T5ParameterShapes in
 // common/student/checkpoint/hf_names.h), e.g. "encoder.block.0.layer.0.SelfAttention.q.weight", so weight
 // I/O (t5_weights.h) is a name-for-name copy.

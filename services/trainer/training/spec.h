@@ -58,7 +58,7 @@ struct RunSettings {
 
   int world_size = 1;
   bool use_cuda = false;     // device (and NCCL) resolved against this build
-  int threads_per_rank = 0;  // 0 = cores / world_size
+  int threads_per_rank = 0;  // OpenBLAS threads per rank (libtorch's pool gets 1); 0 = cores / world_size
 
   bool evaluate = false;        // an eval set is configured
   double holdout_fraction = 0;  // > 0: eval on held-out examples; 0: eval.examples

@@ -5,8 +5,8 @@
 // in-process by tests and benchmarks.
 //
 // What a rank does (see worker_protocol.h for the run directory):
-//   1. validates the spec, joins the other ranks (collective.h), sets its intra-op threads and
-//      flush-to-zero for denormals;
+//   1. validates the spec, joins the other ranks (collective.h), runs student::ConfigureTrainingProcess
+//      (OpenBLAS gets the rank's threads, libtorch's intra-op pool 1; malloc tuning; flush-to-zero);
 //   2. reads records.jsonl, checks the records against the objective, splits off the eval examples;
 //   3. resumes from RUN_DIR/checkpoints/latest when there is one (FAILED_PRECONDITION when it was written
 //      for another spec or another dataset), else builds the student (student_init.h; a tokenizer trained

@@ -70,7 +70,7 @@ TEST_F(TrainerTest, OverfitsArithmeticAndReachesFullEvalAccuracy) {
   v1::RunSpec spec = TinySpec(records_, v1::OBJECTIVE_STEP_BY_STEP);
   spec.mutable_eval()->mutable_examples()->set_uri(dir_.File("eval.jsonl"));
   v1::Hyperparameters* h = spec.mutable_training()->mutable_hyperparameters();
-  h->set_learning_rate(1e-2);
+  h->set_learning_rate(5e-3);  // 1e-2 sat on the edge of divergence for some kernel orders
   h->set_batch_size(12);
   h->set_max_steps(150);
   h->set_warmup_steps(10);
@@ -102,7 +102,7 @@ TEST_F(TrainerTest, OverfitsArithmeticAndReachesFullEvalAccuracy) {
   EXPECT_GT(first.phases().forward(), 0);
   EXPECT_GT(first.phases().backward(), 0);
   EXPECT_EQ(first.phases().all_reduce(), 0);
-  EXPECT_DOUBLE_EQ(first.learning_rate(), 1e-2);
+  EXPECT_DOUBLE_EQ(first.learning_rate(), 5e-3);
   const v1::StepProgress& last = progress.back().progress();
   EXPECT_EQ(last.step(), 150);
   EXPECT_EQ(last.eta_seconds(), 0);

@@ -1,0 +1,45 @@
+#ifndef DISTILL_COMMON_STUDENT_MODEL_TRAINING_OPS_H_
+#define DISTILL_COMMON_STUDENT_MODEL_TRAINING_OPS_H_
+
+// Kernels the T5 model uses in place of compositions of libtorch ops, because a training step on the CPU is
+// dominated by per-op overhead (dispatcher and autograd bookkeeping) at small shapes and by memory passes at
+// larger ones. Each computes the same function as the composition it replaces (noted per function); the
+// unit tests compare values and gradients against that composition.
+//
+// Thread-safety: the functions are thread-safe as far as libtorch ops are (Dropout takes the lock of
+// libtorch's default CPU generator for its one draw).
+
+#include "torch/types.h"
+
+namespace distill::student {
+
+// Inverted dropout, the function torch::dropout(x, p, train) computes: in training mode every element is
+// kept independently with probability 1 - p and scaled by 1 / (1 - p), or set to 0; otherwise (or when
+// p == 0) returns `x` itself. p must be in [0, 1]; p == 1 gives zeros.
+//
+// The mask comes from a counter-based hash (murmur3's finalizer, twice) of the element index and one
+// 64-bit seed drawn from libtorch's default CPU generator, so torch::manual_seed (and restoring the
+// generator's state) reproduces it exactly, whatever the thread count or CPU. The bits differ from
+// torch::dropout's (which draws one Bernoulli per element from the generator, under its lock); the
+// distribution is the same up to the keep probability's rounding to a multiple of 2^-32.
+torch::Tensor Dropout(const torch::Tensor& x, double p, bool train);
+
+// T5's RMS layer norm, weight * (x * rsqrt(mean(x^2, -1) + eps)) over the last dimension, computed exactly
+// as that composition of libtorch ops (same kernels, so the same bits) but recorded as one autograd node
+// whose backward is a single pass. float32 `x` [..., D] and `weight` [D]; other dtypes fall back to the
+// plain composition (with the variance in float32, as transformers' T5LayerNorm computes it).
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// T5's attention between the projections: dropout(softmax(query @ key^T + bias)) @ value, with no
+// 1/sqrt(d_kv) scaling. query [B, H, T, d], key and value [B, H, S, d], bias broadcastable to [B, H, T, S]
+// (it may require grad: the relative position bias does) -> [B, H, T, d]. Forward runs that composition's
+// libtorch kernels (Dropout for the dropout), so its values are bit-identical to it; autograd records one
+// node instead of about ten, and the backward runs only the kernels the gradients need (four matmuls,
+// the mask product, softmax's backward and, when bias requires grad, its reduction). float32 only; other
+// dtypes take the composition.
+torch::Tensor AttentionCore(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                            const torch::Tensor& bias, double p, bool train);
+
+}  // namespace distill::student
+
+#endif  // DISTILL_COMMON_STUDENT_MODEL_TRAINING_OPS_H_

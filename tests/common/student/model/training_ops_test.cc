@@ -1,0 +1,174 @@
+#include "common/student/model/training_ops.h"
+
+#include <limits>
+#include <vector>
+
+#include "c10/util/Exception.h"
+#include "gtest/gtest.h"
+#include "torch/autograd.h"
+#include "torch/torch.h"
+
+namespace distill::student {
+namespace {
+
+TEST(DropoutTest, EvalAndZeroProbabilityAreIdentity) {
+  torch::Tensor x = torch::randn({4, 8});
+  EXPECT_TRUE(Dropout(x, 0.1, /*train=*/false).is_same(x));
+  EXPECT_TRUE(Dropout(x, 0.0, /*train=*/true).is_same(x));
+}
+
+TEST(DropoutTest, KeepsAboutOneMinusPAndScales) {
+  torch::manual_seed(3);
+  const double p = 0.1;
+  torch::Tensor x = torch::ones({1000, 1001});  // not a multiple of 8: a scalar tail
+  torch::Tensor y = Dropout(x, p, /*train=*/true);
+  torch::Tensor kept = y.ne(0);
+  const double rate = kept.to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(rate, 1 - p, 0.002);
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
+  EXPECT_TRUE(torch::all(y.masked_select(kept) == scale).item<bool>());
+  // Inverted dropout keeps the expectation.
+  EXPECT_NEAR(y.to(torch::kFloat64).mean().item<double>(), 1.0, 0.003);
+  // No stripes: even and odd elements are kept at the same rate.
+  torch::Tensor flat = kept.reshape({-1}).narrow(0, 0, 1000 * 1000).view({-1, 2}).to(torch::kFloat64);
+  EXPECT_NEAR(flat.select(1, 0).mean().item<double>(), 1 - p, 0.003);
+  EXPECT_NEAR(flat.select(1, 1).mean().item<double>(), 1 - p, 0.003);
+  // Neighbours are independent: P(both kept) = (1 - p)^2.
+  EXPECT_NEAR((flat.select(1, 0) * flat.select(1, 1)).mean().item<double>(), (1 - p) * (1 - p), 0.003);
+}
+
+TEST(DropoutTest, SameSeedSameMaskAndDrawsAdvance) {
+  torch::Tensor x = torch::randn({64, 33});
+  torch::manual_seed(11);
+  torch::Tensor a = Dropout(x, 0.25, true);
+  torch::Tensor b = Dropout(x, 0.25, true);
+  torch::manual_seed(11);
+  torch::Tensor c = Dropout(x, 0.25, true);
+  EXPECT_TRUE(torch::equal(a, c));
+  EXPECT_FALSE(torch::equal(a, b));  // each call draws a new seed
+}
+
+TEST(DropoutTest, MaskDependsOnlyOnSeedAndIndex) {
+  // 13 elements take the vector loop for 8 and the scalar tail for 5; 1000 the vector loop for all 13.
+  torch::manual_seed(21);
+  torch::Tensor small = Dropout(torch::ones({13}), 0.5, true);
+  torch::manual_seed(21);
+  torch::Tensor large = Dropout(torch::ones({1000}), 0.5, true);
+  EXPECT_TRUE(torch::equal(small, large.narrow(0, 0, 13)));
+}
+
+TEST(DropoutTest, ProbabilityOneGivesZerosAndBadProbabilityThrows) {
+  torch::Tensor x = torch::randn({5, 6});
+  EXPECT_TRUE(torch::equal(Dropout(x, 1.0, true), torch::zeros_like(x)));
+  EXPECT_THROW(Dropout(x, 1.5, true), c10::Error);
+  EXPECT_THROW(Dropout(x, -0.1, true), c10::Error);
+}
+
+TEST(DropoutTest, GradientIsTheMask) {
+  torch::manual_seed(5);
+  torch::Tensor x = (torch::rand({7, 9}) + 0.5).requires_grad_();
+  torch::Tensor upstream = torch::randn({7, 9});
+  torch::Tensor y = Dropout(x, 0.3, true);
+  torch::Tensor grad = torch::autograd::grad({y}, {x}, {upstream})[0];
+  torch::Tensor mask = (y / x).detach();
+  EXPECT_TRUE(torch::allclose(grad, upstream * mask, 1e-6, 1e-6));
+}
+
+torch::Tensor Composition(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  torch::Tensor variance = x.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (x * torch::rsqrt(variance + eps));
+}
+
+TEST(RmsNormTest, ForwardBitIdenticalToComposition) {
+  torch::manual_seed(1);
+  torch::Tensor x = torch::randn({3, 5, 64}) * 3;
+  torch::Tensor weight = torch::randn({64});
+  EXPECT_TRUE(torch::equal(RmsNorm(x, weight, 1e-6), Composition(x, weight, 1e-6)));
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::equal(RmsNorm(x, weight, 1e-6), Composition(x, weight, 1e-6)));
+  }
+  torch::Tensor xg = x.clone().requires_grad_();
+  torch::Tensor wg = weight.clone().requires_grad_();
+  EXPECT_TRUE(torch::equal(RmsNorm(xg, wg, 1e-6).detach(), Composition(x, weight, 1e-6)));
+}
+
+TEST(RmsNormTest, GradientsMatchComposition) {
+  torch::manual_seed(2);
+  for (int64_t dim : {8, 64, 100}) {
+    torch::Tensor x = (torch::randn({4, 6, dim}) * 2).requires_grad_();
+    torch::Tensor weight = torch::randn({dim}).requires_grad_();
+    torch::Tensor upstream = torch::randn({4, 6, dim});
+    auto fused = torch::autograd::grad({RmsNorm(x, weight, 1e-6)}, {x, weight}, {upstream});
+    auto plain = torch::autograd::grad({Composition(x, weight, 1e-6)}, {x, weight}, {upstream});
+    EXPECT_TRUE(torch::allclose(fused[0], plain[0], 1e-5, 1e-6)) << "dim " << dim;
+    EXPECT_TRUE(torch::allclose(fused[1], plain[1], 1e-5, 1e-5)) << "dim " << dim;
+  }
+}
+
+TEST(RmsNormTest, GradientOfInputOnly) {
+  torch::Tensor x = torch::randn({2, 16}).requires_grad_();
+  torch::Tensor weight = torch::randn({16});
+  torch::Tensor upstream = torch::randn({2, 16});
+  auto fused = torch::autograd::grad({RmsNorm(x, weight, 1e-6)}, {x}, {upstream});
+  auto plain = torch::autograd::grad({Composition(x, weight, 1e-6)}, {x}, {upstream});
+  EXPECT_TRUE(torch::allclose(fused[0], plain[0], 1e-5, 1e-6));
+}
+
+TEST(RmsNormTest, OtherDtypesUseTheComposition) {
+  torch::Tensor x = torch::randn({3, 8}, torch::kFloat64);
+  torch::Tensor weight = torch::randn({8}, torch::kFloat64);
+  torch::Tensor expected = weight * (x.to(torch::kFloat32) * torch::rsqrt(
+                                         x.to(torch::kFloat32).pow(2).mean(-1, true) + 1e-6))
+                                        .to(torch::kFloat64);
+  EXPECT_TRUE(torch::equal(RmsNorm(x, weight, 1e-6), expected));
+}
+
+torch::Tensor AttentionReference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 const torch::Tensor& bias, double p) {
+  torch::Tensor weights = torch::softmax(torch::matmul(q, k.transpose(2, 3)) + bias, -1);
+  return torch::matmul(Dropout(weights, p, /*train=*/p > 0), v);
+}
+
+TEST(AttentionCoreTest, ForwardAndGradientsMatchComposition) {
+  for (double p : {0.0, 0.3}) {
+    for (bool bias_grad : {true, false}) {
+      torch::manual_seed(4);
+      const int64_t b = 2, h = 3, t = 5, s = 7, d = 4;
+      torch::Tensor q = torch::randn({b, h, t, d}).requires_grad_();
+      torch::Tensor k = torch::randn({b, h, s, d}).requires_grad_();
+      torch::Tensor v = torch::randn({b, h, s, d}).requires_grad_();
+      // A position bias [1, H, T, S] (learned) plus a padding mask [B, 1, 1, S] (constant).
+      torch::Tensor position = torch::randn({1, h, t, s}).requires_grad_(bias_grad);
+      torch::Tensor padding = torch::zeros({b, 1, 1, s});
+      padding[1][0][0][6] = std::numeric_limits<float>::lowest();
+      torch::Tensor bias = position + padding;
+      torch::Tensor upstream = torch::randn({b, h, t, d});
+      std::vector<torch::Tensor> inputs{q, k, v};
+      if (bias_grad) inputs.push_back(position);
+
+      torch::manual_seed(9);
+      torch::Tensor fused = AttentionCore(q, k, v, bias, p, /*train=*/p > 0);
+      torch::manual_seed(9);
+      torch::Tensor plain = AttentionReference(q, k, v, bias, p);
+      EXPECT_TRUE(torch::equal(fused, plain)) << "p " << p;
+      auto fused_grads = torch::autograd::grad({fused}, inputs, {upstream}, /*retain_graph=*/true);
+      auto plain_grads = torch::autograd::grad({plain}, inputs, {upstream}, /*retain_graph=*/true);
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        EXPECT_TRUE(torch::allclose(fused_grads[i], plain_grads[i], 1e-5, 1e-6))
+            << "p " << p << " input " << i << " max |diff| "
+            << (fused_grads[i] - plain_grads[i]).abs().max().item<double>();
+      }
+    }
+  }
+}
+
+TEST(AttentionCoreTest, WithoutGradIsTheComposition) {
+  torch::Tensor q = torch::randn({1, 2, 3, 4}), k = torch::randn({1, 2, 6, 4}), v = torch::randn({1, 2, 6, 4});
+  torch::Tensor bias = torch::randn({1, 2, 3, 6});
+  EXPECT_TRUE(torch::equal(AttentionCore(q, k, v, bias, 0.1, /*train=*/false),
+                           AttentionReference(q, k, v, bias, 0.0)));
+}
+
+}  // namespace
+}  // namespace distill::student
