@@ -31,7 +31,8 @@ struct Student {
   std::shared_ptr<const Tokenizer> tokenizer;
 };
 
-// The size presets: "tiny" (tests: TinyT5Config), "small" (google/t5-v1_1-small's shape), "base"
+// The size presets: "tiny" (tests: TinyT5Config), "mini" (d_model 256, 4 + 4 layers: demos and quick
+// from-scratch experiments), "small" (google/t5-v1_1-small's shape), "base"
 // (google/t5-v1_1-base's shape). All are the v1.1 layout (gated-GELU, untied embeddings).
 std::vector<std::string> PresetNames();
 // INVALID_ARGUMENT naming the known presets for an unknown one.

@@ -31,7 +31,7 @@ constexpr char kUsage[] =
     "  generate DIR --text TEXT [flags]           generate from a student\n"
     "  logits DIR --input-ids 1,2 --decoder-input-ids 0,5\n"
     "                                             print decoder logits as JSON\n"
-    "  init --preset tiny|small|base --out DIR    write a randomly initialised checkpoint\n"
+    "  init --preset tiny|mini|small|base --out DIR    write a randomly initialised checkpoint\n"
     "\n"
     "Run `distill model <command> --help` for a command's flags.\n";
 
@@ -258,7 +258,7 @@ std::vector<std::string> CorpusLines(const std::string& path) {
 int Init(const std::vector<std::string>& args, const Io& io) {
   std::string preset, out_dir, vocab_from;
   int64_t seed = 0;
-  cli::FlagSet flags("distill model init --preset tiny|small|base --out DIR [--vocab-from FILE] [--seed S]");
+  cli::FlagSet flags("distill model init --preset tiny|mini|small|base --out DIR [--vocab-from FILE] [--seed S]");
   flags.String("preset", &preset, "size preset: tiny | small (t5-v1_1-small) | base (t5-v1_1-base)");
   flags.String("out", &out_dir, "checkpoint directory to write");
   flags.String("vocab-from", &vocab_from,

@@ -9,7 +9,7 @@
 //                          [--explain] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //                          [--seed S] [--num-beams B]
 //   distill model logits DIR --input-ids 1,2,3 --decoder-input-ids 0,5
-//   distill model init --preset tiny|small|base --out DIR [--vocab-from FILE] [--seed S]
+//   distill model init --preset tiny|mini|small|base --out DIR [--vocab-from FILE] [--seed S]
 //
 // `generate` renders each text as the objective's answer input ("predict: …" for step_by_step, "… ###" for
 // cot_sequence; --explain asks a step_by_step student for its rationale instead) and prints one generated

@@ -207,10 +207,10 @@ int RunTrain(const std::vector<std::string>& args) {
   bool verbose = false;
   cli::FlagSet flags(
       "distill train --data RECORDS.jsonl|DIR --objective standard|step_by_step|cot_sequence "
-      "--init tiny|small|base|CHECKPOINT_DIR --out DIR [flags]");
+      "--init tiny|mini|small|base|CHECKPOINT_DIR --out DIR [flags]");
   flags.String("data", &data, "the curator's records.jsonl, or its output directory");
   flags.String("objective", &objective, "standard | step_by_step | cot_sequence");
-  flags.String("init", &init, "a size preset (tiny, small, base) or a Hugging Face checkpoint directory");
+  flags.String("init", &init, "a size preset (tiny, mini, small, base) or a Hugging Face checkpoint directory");
   flags.String("out", &out, "where the trained model goes (config.json, model.safetensors, spiece.model)");
   flags.String(
       "run-dir", &run_dir,

@@ -5,7 +5,7 @@
 // this process; workers are this binary's `trainer-worker` subcommand).
 //
 //   distill train --data RECORDS.jsonl|CURATED_DIR --objective standard|step_by_step|cot_sequence
-//                 --init tiny|small|base|CHECKPOINT_DIR --out DIR
+//                 --init tiny|mini|small|base|CHECKPOINT_DIR --out DIR
 //                 [--world-size N] [--max-steps N] [--epochs E] [--batch-size B] [--lr X] [--alpha A]
 //                 [--eval-holdout F | --eval-examples FILE] [--task-type numeric|...] [--seed S] ...
 //

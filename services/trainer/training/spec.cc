@@ -94,7 +94,7 @@ void CheckStudent(const v1::StudentInit& s, Problems& p) {
       absl::StatusOr<student::T5Config> config = student::PresetConfig(s.preset());
       if (!config.ok())
         p.Add("student.preset",
-              strings::Cat("unknown preset \"", s.preset(), "\" (known: tiny, small, base)"));
+              strings::Cat("unknown preset \"", s.preset(), "\" (known: tiny, mini, small, base)"));
       if (s.vocab_size() != 0 && (s.vocab_size() < 256 || s.vocab_size() > 256000)) {
         p.Add("student.vocab_size",
               strings::Cat("must be 0 (default) or in [256, 256000], got ", s.vocab_size()));

@@ -42,8 +42,12 @@ TEST(PresetTest, KnownPresetsAndAClearErrorForOthers) {
   EXPECT_EQ(base->d_model, 768);
   EXPECT_EQ(base->num_layers, 12);
   EXPECT_TRUE(ValidateT5Config(*base).ok());
-  EXPECT_THAT(PresetConfig("xl").status().message(), AllOf(HasSubstr("\"xl\""), HasSubstr("tiny, small, base")));
-  EXPECT_EQ(PresetNames().size(), 3u);
+  EXPECT_THAT(PresetConfig("xl").status().message(), AllOf(HasSubstr("\"xl\""), HasSubstr("tiny, mini, small, base")));
+  absl::StatusOr<T5Config> mini = PresetConfig("mini");
+  ASSERT_TRUE(mini.ok());
+  EXPECT_EQ(mini->d_model, 256);
+  EXPECT_TRUE(ValidateT5Config(*mini).ok());
+  EXPECT_EQ(PresetNames(), (std::vector<std::string>{"tiny", "mini", "small", "base"}));
 }
 
 TEST(BuiltinTokenizerTest, DeterministicAndSized) {
