@@ -1,21 +1,15 @@
 #ifndef DISTILL_COMMON_METRICS_ADMIN_SERVER_H_
 #define DISTILL_COMMON_METRICS_ADMIN_SERVER_H_
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/http_server/listener.h"
 #include "common/metrics/registry.h"
-
-namespace httplib {
-class Server;
-}  // namespace httplib
 
 namespace distill::metrics {
 
@@ -53,7 +47,7 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
 
   // "HOST:PORT" with the port actually bound, e.g. "127.0.0.1:41234" after Start("127.0.0.1:0").
-  std::string address() const { return address_; }
+  std::string address() const { return listener_->address(); }
 
   // Closes the listening socket, waits for requests in progress to finish and joins the server
   // threads; an idle keep-alive connection or a stalled client can delay it by about a second.
@@ -61,18 +55,9 @@ class AdminServer {
   void Stop();
 
  private:
-  AdminServer(std::string address, std::unique_ptr<httplib::Server> server);
+  explicit AdminServer(std::unique_ptr<http_server::Listener> listener) : listener_(std::move(listener)) {}
 
-  // Runs the accept loop on thread_ and returns once httplib reports it running.
-  void Serve();
-
-  const std::string address_;
-  const std::unique_ptr<httplib::Server> server_;
-  // Set by thread_ when the accept loop has returned.
-  std::atomic<bool> listener_exited_{false};
-  absl::Mutex stop_mu_;
-  // Runs the accept loop; joinable until Stop().
-  std::thread thread_ ABSL_GUARDED_BY(stop_mu_);
+  const std::unique_ptr<http_server::Listener> listener_;
 };
 
 }  // namespace distill::metrics

@@ -24,9 +24,6 @@
 
 #include "services/inference/openai_http.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -55,7 +52,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/config/host_port.h"
+#include "common/http_server/listener.h"
 #include "common/strings/strings.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
@@ -82,32 +79,6 @@ constexpr int kMaxChoices = 16;
 // The text a CoT-reading curator expects between rationale and answer (gateway_config.h's
 // answer_prefix, followed by a space).
 constexpr char kAnswerPrefix[] = "\nSo the answer is ";
-
-std::string Prefix(std::string_view address) { return strings::Cat("http_address \"", address, "\": "); }
-
-// As in common/metrics/admin_server.cc: resolving first tells a typo in the host from a busy port.
-absl::Status CheckResolves(std::string_view address, const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* result = nullptr;
-  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-  if (rc != 0) {
-    return absl::InvalidArgumentError(
-        strings::Cat(Prefix(address), "cannot resolve host \"", host, "\": ", gai_strerror(rc)));
-  }
-  freeaddrinfo(result);
-  return absl::OkStatus();
-}
-
-// httplib's default sets SO_REUSEPORT, which lets a second server bind a port already in use.
-void SetSocketOptions(int fd) {
-  const int yes = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  const int flags = fcntl(fd, F_GETFD);
-  if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Errors
@@ -886,37 +857,26 @@ httplib::Server::Handler Guarded(std::function<void(const httplib::Request&, htt
 absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     const std::string& address, ModelRegistry* registry, InferenceMetrics* metrics,
     const rpc::Authenticator* authenticator) {
-  absl::StatusOr<config::HostPort> parsed = config::ParseHostPort(address);
-  if (!parsed.ok()) {
-    return absl::Status(parsed.status().code(), strings::Cat(Prefix(address), parsed.status().message()));
+  if (registry == nullptr) {
+    return absl::InvalidArgumentError(
+        strings::Cat(http_server::Listener::ErrorPrefix("http_address", address), "registry is null"));
   }
-  config::HostPort host_port = *std::move(parsed);
-  if (registry == nullptr)
-    return absl::InvalidArgumentError(strings::Cat(Prefix(address), "registry is null"));
-  if (absl::Status resolves = CheckResolves(address, host_port.host); !resolves.ok()) return resolves;
-
-  auto server = absl::WrapUnique(new OpenAiHttpServer());
-  server->registry_ = registry;
-  server->metrics_ = metrics;
-  server->authenticator_ = authenticator;
-  server->server_ = std::make_unique<httplib::Server>();
-  httplib::Server& http = *server->server_;
-  http.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
-  http.set_socket_options(SetSocketOptions);
-  http.set_keep_alive_timeout(kIdleTimeoutSeconds);
-  http.set_payload_max_length(kMaxBodyBytes);
+  auto http = std::make_unique<httplib::Server>();
+  http->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  http->set_keep_alive_timeout(kIdleTimeoutSeconds);
+  http->set_payload_max_length(kMaxBodyBytes);
   const Context context{registry, metrics, authenticator};
-  http.Get("/v1/models", Guarded([context](const httplib::Request& req, httplib::Response& res) {
-             ListModels(context, req, res);
-           }));
-  http.Post("/v1/completions", Guarded([context](const httplib::Request& req, httplib::Response& res) {
-              Complete(context, Endpoint::kCompletions, req, res);
+  http->Get("/v1/models", Guarded([context](const httplib::Request& req, httplib::Response& res) {
+              ListModels(context, req, res);
             }));
-  http.Post("/v1/chat/completions", Guarded([context](const httplib::Request& req, httplib::Response& res) {
-              Complete(context, Endpoint::kChat, req, res);
-            }));
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                 httplib::Response& res) {
+  http->Post("/v1/completions", Guarded([context](const httplib::Request& req, httplib::Response& res) {
+               Complete(context, Endpoint::kCompletions, req, res);
+             }));
+  http->Post("/v1/chat/completions", Guarded([context](const httplib::Request& req, httplib::Response& res) {
+               Complete(context, Endpoint::kChat, req, res);
+             }));
+  http->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                  httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     absl::Status status =
         res.status == 404 ? absl::NotFoundError(strings::Cat("no route ", req.method, " ", req.path))
@@ -928,44 +888,14 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     res.status = code;
     return httplib::Server::HandlerResponse::Handled;
   }));
-
-  // httplib reports a failed bind as a bare false/-1; errno still holds the reason.
-  errno = 0;
-  int port = host_port.port;
-  if (port == 0) {
-    port = http.bind_to_any_port(host_port.host);
-  } else if (!http.bind_to_port(host_port.host, port)) {
-    port = -1;
-  }
-  if (port < 0) {
-    const int error = errno;
-    return error == EADDRNOTAVAIL
-               ? absl::InvalidArgumentError(
-                     strings::Cat(Prefix(address), "cannot listen: not a local address"))
-               : absl::UnavailableError(strings::Cat(
-                     Prefix(address), "cannot listen: ", error != 0 ? std::strerror(error) : "bind failed"));
-  }
-  host_port.port = static_cast<uint16_t>(port);
-  server->address_ = host_port.ToString();
-
-  auto exited = std::make_shared<std::atomic<bool>>(false);
-  server->thread_ = std::thread([&http, exited] {
-    http.listen_after_bind();
-    exited->store(true);
-  });
-  // httplib's stop() does nothing until the accept loop has marked the server running; waiting for that
-  // means a Stop() right after Start() cannot be lost.
-  while (!http.is_running() && !exited->load()) std::this_thread::yield();
-  return server;
+  absl::StatusOr<std::unique_ptr<http_server::Listener>> listener =
+      http_server::Listener::Start(std::move(http), address, "http_address");
+  if (!listener.ok()) return listener.status();
+  return absl::WrapUnique(new OpenAiHttpServer(std::move(*listener)));
 }
 
 OpenAiHttpServer::~OpenAiHttpServer() { Stop(); }
 
-void OpenAiHttpServer::Stop() {
-  absl::MutexLock lock(&stop_mu_);
-  if (!thread_.joinable()) return;
-  server_->stop();
-  thread_.join();
-}
+void OpenAiHttpServer::Stop() { listener_->Stop(); }
 
 }  // namespace distill::inference

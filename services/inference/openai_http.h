@@ -16,18 +16,13 @@
 
 #include <memory>
 #include <string>
-#include <thread>
+#include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/http_server/listener.h"
 #include "common/rpc/auth.h"
 #include "services/inference/serving/metrics.h"
 #include "services/inference/serving/model_registry.h"
-
-namespace httplib {
-class Server;
-}  // namespace httplib
 
 namespace distill::inference {
 
@@ -42,20 +37,15 @@ class OpenAiHttpServer {
   ~OpenAiHttpServer();
 
   // HOST:PORT actually bound.
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return listener_->address(); }
   // Stops accepting and waits for requests in progress. Idempotent.
   void Stop();
 
  private:
-  OpenAiHttpServer() = default;
+  explicit OpenAiHttpServer(std::unique_ptr<http_server::Listener> listener) : listener_(std::move(listener)) {}
 
-  std::string address_;
-  ModelRegistry* registry_ = nullptr;
-  InferenceMetrics* metrics_ = nullptr;
-  const rpc::Authenticator* authenticator_ = nullptr;
-  std::unique_ptr<httplib::Server> server_;
-  absl::Mutex stop_mu_;  // Stop() may race with the destructor or another Stop()
-  std::thread thread_ ABSL_GUARDED_BY(stop_mu_);
+  // The server's handlers hold the registry, metrics and authenticator they were started with.
+  const std::unique_ptr<http_server::Listener> listener_;
 };
 
 }  // namespace distill::inference
