@@ -79,14 +79,9 @@ namespace distill::bench {
 namespace {
 
 using json = nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
 
 constexpr char kModelName[] = "bench";
 constexpr char kModelVersion[] = "v1";
-
-double SecondsSince(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
 
 struct Options {
   std::string shape = "small";
@@ -111,33 +106,6 @@ struct Options {
 // ---------------------------------------------------------------------------------------------------
 // The machine.
 
-// Busy CPU seconds of the whole machine so far (all cores, all processes; steal included) from /proc/stat.
-double MachineBusySeconds() {
-  std::ifstream stat("/proc/stat");
-  std::string cpu;
-  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-  return (user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// CPU used since construction, in cores: by this process (server and clients together) and by the rest of
-// the machine.
-class CpuMeter {
- public:
-  CpuMeter() : start_(SteadyClock::now()), busy_(MachineBusySeconds()), own_(ProcessCpuSeconds()) {}
-  double OwnCores() const { return (ProcessCpuSeconds() - own_) / Wall(); }
-  double OtherCores() const {
-    const double other = (MachineBusySeconds() - busy_) - (ProcessCpuSeconds() - own_);
-    return std::max(0.0, other / Wall());
-  }
-
- private:
-  double Wall() const { return std::max(1e-9, SecondsSince(start_)); }
-  SteadyClock::time_point start_;
-  double busy_;
-  double own_;
-};
-
 // OpenBLAS keeps its own thread pool, which at::set_num_threads does not touch. Its thread count, or -1
 // when the BLAS in this process is not OpenBLAS.
 int OpenBlasThreads() {
@@ -159,17 +127,6 @@ std::string CpuModel() {
     }
   }
   return "unknown";
-}
-
-// Waits until other processes have used under 0.1 core for 3 s in a row, or `limit_seconds` passed.
-void WaitForIdle(double limit_seconds) {
-  const auto start = SteadyClock::now();
-  int quiet = 0;
-  while (quiet < 3 && SecondsSince(start) < limit_seconds) {
-    CpuMeter probe;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-    quiet = probe.OtherCores() < 0.1 ? quiet + 1 : 0;
-  }
 }
 
 // Runs `measure` (which returns a JSON object) after waiting for quiet (--wait_idle), and again up to

@@ -72,11 +72,9 @@ namespace distill::student {
 namespace {
 
 using json = nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
-
-double SecondsSince(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
+using bench::SecondsSince;
+using bench::SteadyClock;
+using bench::WaitForIdle;
 
 struct Options {
   std::vector<std::string> shapes = {"tiny", "small"};
@@ -106,56 +104,6 @@ struct Options {
 // Other load on the machine. The numbers mean little when something else competes for the cores (with
 // 2 threads on 2 cores, one busy neighbour halves throughput and stalls OpenMP barriers), so every
 // segment records how much CPU the rest of the machine used meanwhile, and --wait_idle waits for quiet.
-
-// Busy CPU seconds of the whole machine so far (all cores, all processes; steal included) from /proc/stat.
-double MachineBusySeconds() {
-  std::ifstream stat("/proc/stat");
-  std::string cpu;
-  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-  return (user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// CPU seconds of this process and its waited-for children (the Python baseline).
-double OwnCpuSeconds() {
-  auto seconds = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
-  };
-  rusage self{}, children{};
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &children);
-  return seconds(self.ru_utime) + seconds(self.ru_stime) + seconds(children.ru_utime) +
-         seconds(children.ru_stime);
-}
-
-// CPU used by other processes since construction, in cores (0 = the machine was ours alone).
-class ForeignLoad {
- public:
-  ForeignLoad() : start_(SteadyClock::now()), busy_(MachineBusySeconds()), own_(OwnCpuSeconds()) {}
-  double Cores() const {
-    const double wall = SecondsSince(start_);
-    const double foreign = (MachineBusySeconds() - busy_) - (OwnCpuSeconds() - own_);
-    return wall > 0 ? std::max(0.0, foreign / wall) : 0;
-  }
-
- private:
-  SteadyClock::time_point start_;
-  double busy_;
-  double own_;
-};
-
-// Waits until other processes have used under 0.1 core for 3 s in a row, or `limit_seconds` passed.
-// Returns the seconds waited.
-double WaitForIdle(double limit_seconds) {
-  const auto start = SteadyClock::now();
-  int quiet = 0;
-  while (quiet < 3 && SecondsSince(start) < limit_seconds) {
-    ForeignLoad probe;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-    quiet = probe.Cores() < 0.1 ? quiet + 1 : 0;
-  }
-  return SecondsSince(start);
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Model FLOPs (multiply-adds count 2).
@@ -449,9 +397,9 @@ absl::StatusOr<json> MeasureQuietly(const Options& o, const std::string& what,
   for (int attempt = 1;; ++attempt) {
     if (o.wait_idle > 0) WaitForIdle(o.wait_idle);
     std::cerr << what << (attempt > 1 ? absl::StrCat(" (attempt ", attempt, ")") : "") << "\n";
-    ForeignLoad load;
+    bench::CpuMeter load(/*include_children=*/true);
     ASSIGN_OR_RETURN(json result, measure());
-    const double foreign = load.Cores();
+    const double foreign = load.OtherCores();
     result["foreign_load_cores"] = foreign;
     result["attempts"] = attempt;
     if (o.wait_idle <= 0 || foreign < 0.1 || attempt > o.retries) return result;
