@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/artifacts/artifacts.h"
 #include "common/logging/logging.h"
@@ -11,19 +12,17 @@
 namespace distill::inference {
 namespace {
 
+// [a-z0-9._-], 1-63 characters, starting with a letter or digit (LoadModelRequest.name).
 bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 63) return false;
-  const auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'; };
-  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  return alnum(name[0]) && std::all_of(name.begin(), name.end(), ok);
+  const auto ok = [](char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-'; };
+  return !name.empty() && name.size() <= 63 && (absl::ascii_islower(name[0]) || absl::ascii_isdigit(name[0])) &&
+         std::all_of(name.begin(), name.end(), ok);
 }
 
+// [A-Za-z0-9._-], 1-64 characters (LoadModelRequest.version).
 bool ValidVersion(const std::string& version) {
-  if (version.empty() || version.size() > 64) return false;
-  return std::all_of(version.begin(), version.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-  });
+  const auto ok = [](char c) { return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-'; };
+  return !version.empty() && version.size() <= 64 && std::all_of(version.begin(), version.end(), ok);
 }
 
 std::string StateLabel(v1::ModelState state) {

@@ -67,10 +67,8 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& dir) {
     }
     manifest.task = task;
   }
+  // The trainer writes its RunSpec with the proto's own (snake_case) field names.
   if (m.contains("spec")) manifest.max_source_tokens = FindPositiveInt(m["spec"], "max_source_tokens");
-  if (m.contains("spec") && !manifest.max_source_tokens) {
-    manifest.max_source_tokens = FindPositiveInt(m["spec"], "maxSourceTokens");
-  }
   return manifest;
 }
 
