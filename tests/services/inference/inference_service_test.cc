@@ -423,5 +423,35 @@ TEST_F(InferenceServiceTest, UnloadDrainsAndForgetsTheModel) {
   EXPECT_EQ(stub_->UnloadModel(&again, request, &response).error_code(), grpc::NOT_FOUND);
 }
 
+TEST(InferenceConfigTest, BadValuesNameFileLineAndKey) {
+  rpc::ServiceDefinition definition = InferenceDefinition();
+  auto doc = config::Document::Parse(
+      "inference:\n"
+      "  max_batch: 0\n"
+      "  max_queue: 0\n"
+      "  max_wait: -1ms\n"
+      "  default_max_new_tokens: 64\n"
+      "  max_new_tokens_limit: 32\n"
+      "  max_input_tokens: 1\n"
+      "  max_btach: 4\n"
+      "  models:\n"
+      "    - {name: a, artifact: artifact://m/}\n"
+      "    - {name: b, version: v1, artifact: artifact://m/, objective: sbs}\n",
+      "i.yaml");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  config::Node root = doc->Root();
+  definition.read_config(root);
+  const std::string message(doc->Finish().message());
+  EXPECT_THAT(message, HasSubstr("i.yaml:2: inference.max_batch: must be >= 1, got 0"));
+  EXPECT_THAT(message, HasSubstr("i.yaml:3: inference.max_queue: must be >= 1, got 0"));
+  EXPECT_THAT(message, HasSubstr("i.yaml:4: inference.max_wait: must be >= 0"));
+  EXPECT_THAT(message, HasSubstr("i.yaml:6: inference.max_new_tokens_limit: must be >= default_max_new_tokens (64)"));
+  EXPECT_THAT(message, HasSubstr("i.yaml:7: inference.max_input_tokens: must be >= 2, got 1"));
+  EXPECT_THAT(message, HasSubstr("i.yaml:8: inference.max_btach: unknown key"));
+  EXPECT_THAT(message, HasSubstr("inference.models[0].version: is required"));
+  EXPECT_THAT(message, HasSubstr("i.yaml:11: inference.models[1].objective: expected one of: STANDARD, "
+                                 "STEP_BY_STEP, COT_SEQUENCE"));
+}
+
 }  // namespace
 }  // namespace distill::services
