@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -284,7 +285,8 @@ std::string ParseInteger(const Value& value, T* out) {
     return Cat("expected an integer, got ", Quote(value.text));
   }
   if (!value.plain) return QuotedStringProblem("an integer", value);
-  int64_t parsed = 0;
+  // Only uint64_t has values beyond int64_t's range.
+  std::conditional_t<std::is_same_v<T, uint64_t>, uint64_t, int64_t> parsed = 0;
   if (!absl::SimpleAtoi(value.text, &parsed) || !std::in_range<T>(parsed)) {
     return Cat("expected an integer in [", std::numeric_limits<T>::min(), ", ", std::numeric_limits<T>::max(),
                "], got ", value.text);
@@ -296,6 +298,7 @@ std::string ParseInteger(const Value& value, T* out) {
 std::string ParseValue(const Value& value, int* out) { return ParseInteger(value, out); }
 std::string ParseValue(const Value& value, int64_t* out) { return ParseInteger(value, out); }
 std::string ParseValue(const Value& value, uint32_t* out) { return ParseInteger(value, out); }
+std::string ParseValue(const Value& value, uint64_t* out) { return ParseInteger(value, out); }
 
 std::string ParseValue(const Value& value, double* out) {
   if (value.kind != Kind::kScalar) return Cat("expected a number, got ", Describe(value));
@@ -309,6 +312,17 @@ std::string ParseValue(const Value& value, double* out) {
     return Cat("expected a number in the range of a double, got ", value.text);
   }
   *out = parsed;
+  return "";
+}
+
+std::string ParseValue(const Value& value, float* out) {
+  double parsed = 0;
+  std::string problem = ParseValue(value, &parsed);
+  if (!problem.empty()) return problem;
+  if (std::abs(parsed) > std::numeric_limits<float>::max()) {
+    return Cat("expected a number in the range of a float, got ", value.text);
+  }
+  *out = static_cast<float>(parsed);
   return "";
 }
 
@@ -458,7 +472,9 @@ void Node::Read(std::string_view key, bool* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, int* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, int64_t* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, uint32_t* out) { ReadScalar(key, out); }
+void Node::Read(std::string_view key, uint64_t* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, double* out) { ReadScalar(key, out); }
+void Node::Read(std::string_view key, float* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, absl::Duration* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, HostPort* out) { ReadScalar(key, out); }
 
@@ -487,6 +503,43 @@ void Node::Read(std::string_view key, std::vector<std::string>* out) {
   }
   if (ok) *out = std::move(result);
 }
+
+template <typename T>
+void Node::ReadScalarList(std::string_view key, std::vector<T>* out) {
+  int line;
+  const Value* value = Use(key, &line);
+  if (value == nullptr) return;
+  if (value->kind == Kind::kNull) {
+    out->clear();
+    return;
+  }
+  if (value->kind != Kind::kList) {
+    Record(*state_, line, Path(key), Cat("expected a list, got ", Describe(*value)));
+    return;
+  }
+  std::vector<T> result;
+  bool ok = true;
+  for (size_t i = 0; i < value->items.size(); ++i) {
+    const Value& item = *value->items[i];
+    T parsed{};
+    std::string problem = ParseValue(item, &parsed);
+    if (!problem.empty()) {
+      Record(*state_, item.line, IndexPath(Path(key), i), problem);
+      ok = false;
+      continue;
+    }
+    result.push_back(parsed);
+  }
+  if (ok) *out = std::move(result);
+}
+
+void Node::Read(std::string_view key, std::vector<bool>* out) { ReadScalarList(key, out); }
+void Node::Read(std::string_view key, std::vector<int>* out) { ReadScalarList(key, out); }
+void Node::Read(std::string_view key, std::vector<int64_t>* out) { ReadScalarList(key, out); }
+void Node::Read(std::string_view key, std::vector<uint32_t>* out) { ReadScalarList(key, out); }
+void Node::Read(std::string_view key, std::vector<uint64_t>* out) { ReadScalarList(key, out); }
+void Node::Read(std::string_view key, std::vector<double>* out) { ReadScalarList(key, out); }
+void Node::Read(std::string_view key, std::vector<float>* out) { ReadScalarList(key, out); }
 
 void Node::Read(std::string_view key, std::map<std::string, std::string>* out) {
   int line;
@@ -527,6 +580,33 @@ std::optional<size_t> Node::ReadChoice(std::string_view key, const std::vector<s
              absl::StrJoin(names, ", ", [](std::string* out, std::string_view name) { out->append(name); }),
              "; got ", Describe(*value)));
   return std::nullopt;
+}
+
+void Node::ReadCustom(std::string_view key, std::string_view expected,
+                      const std::function<std::string(std::string_view text)>& parse) {
+  int line;
+  const Value* value = Use(key, &line);
+  if (value == nullptr) return;
+  std::string problem = value->kind == Kind::kScalar ? parse(value->text)
+                                                     : Cat("expected ", expected, ", got ", Describe(*value));
+  if (!problem.empty()) Record(*state_, line, Path(key), problem);
+}
+
+void Node::ReadCustomList(std::string_view key, std::string_view expected,
+                          const std::function<std::string(size_t index, std::string_view text)>& parse) {
+  int line;
+  const Value* value = Use(key, &line);
+  if (value == nullptr || value->kind == Kind::kNull) return;
+  if (value->kind != Kind::kList) {
+    Record(*state_, line, Path(key), Cat("expected a list, got ", Describe(*value)));
+    return;
+  }
+  for (size_t i = 0; i < value->items.size(); ++i) {
+    const Value& item = *value->items[i];
+    std::string problem = item.kind == Kind::kScalar ? parse(i, item.text)
+                                                     : Cat("expected ", expected, ", got ", Describe(item));
+    if (!problem.empty()) Record(*state_, item.line, IndexPath(Path(key), i), problem);
+  }
 }
 
 bool Node::Require(std::string_view key) {
@@ -583,6 +663,29 @@ bool Node::Has(std::string_view key) const {
   if (map_ == nullptr) return false;
   map_->requested.emplace(key);
   return FindEntry(map_, key) != nullptr;
+}
+
+Node::Shape Node::ShapeOf(std::string_view key) const {
+  if (map_ == nullptr) return Shape::kAbsent;
+  map_->requested.emplace(key);
+  const Entry* entry = FindEntry(map_, key);
+  if (entry == nullptr) return Shape::kAbsent;
+  switch (entry->value->kind) {
+    case Kind::kNull:
+      return Shape::kNull;
+    case Kind::kScalar:
+      return Shape::kScalar;
+    case Kind::kList:
+      return Shape::kList;
+    case Kind::kMap:
+      break;
+  }
+  return Shape::kMap;
+}
+
+void Node::MarkKnown(std::string_view key) {
+  int line;
+  Use(key, &line);
 }
 
 void Node::Check(bool ok, std::string_view key, std::string_view message) {

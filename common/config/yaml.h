@@ -38,6 +38,7 @@
 // "<<". Duplicate keys in a mapping are reported; the first occurrence is the one read.
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -111,7 +112,10 @@ class Node {
   void Read(std::string_view key, int* out);
   void Read(std::string_view key, int64_t* out);
   void Read(std::string_view key, uint32_t* out);
+  void Read(std::string_view key, uint64_t* out);
   void Read(std::string_view key, double* out);
+  // A number as for double, rounded to the nearest float; outside a float's range is a problem.
+  void Read(std::string_view key, float* out);
   // A duration as absl::ParseDuration writes it: "30s", "250ms", "1m30s", "1.5h", "0", "inf". A bare
   // number other than 0 is rejected (its unit would be a guess). Negative durations are accepted;
   // Check() them where they make no sense.
@@ -120,6 +124,15 @@ class Node {
   void Read(std::string_view key, HostPort* out);
   // A list of scalars (`[a, b]` or a block list); replaces *out entirely.
   void Read(std::string_view key, std::vector<std::string>* out);
+  // Lists of scalars typed strictly, each element as the scalar Read of its type; replace *out entirely.
+  // A malformed element records "path.key[i]: expected ..." at its own line and leaves *out unchanged.
+  void Read(std::string_view key, std::vector<bool>* out);
+  void Read(std::string_view key, std::vector<int>* out);
+  void Read(std::string_view key, std::vector<int64_t>* out);
+  void Read(std::string_view key, std::vector<uint32_t>* out);
+  void Read(std::string_view key, std::vector<uint64_t>* out);
+  void Read(std::string_view key, std::vector<double>* out);
+  void Read(std::string_view key, std::vector<float>* out);
   // A mapping of scalars (e.g. labels or HTTP headers); replaces *out entirely.
   void Read(std::string_view key, std::map<std::string, std::string>* out);
 
@@ -137,6 +150,19 @@ class Node {
       *out = (choices.begin() + *index)->second;
     }
   }
+
+  // A scalar of a type known only at run time, such as a protobuf enum. `parse` gets the scalar's text
+  // (plain or quoted) and returns "" if it accepted it (storing it wherever it likes), else the problem,
+  // e.g. `expected one of: a, b; got "c"`, recorded at the key's line and path. A null, list or mapping
+  // records "expected <expected>, got a list" without calling `parse`. Nothing happens if `key` is absent.
+  void ReadCustom(std::string_view key, std::string_view expected,
+                  const std::function<std::string(std::string_view text)>& parse);
+
+  // ReadCustom for every element of a list of scalars, `index` being the element's position. A problem is
+  // recorded at the element's line with the path "key[index]"; the other elements are still parsed. A null
+  // value is an empty list (`parse` is not called); any other non-list records "expected a list, got ...".
+  void ReadCustomList(std::string_view key, std::string_view expected,
+                      const std::function<std::string(size_t index, std::string_view text)>& parse);
 
   // Records "is required" if `key` is absent; returns whether it is present.
   bool Require(std::string_view key);
@@ -163,6 +189,15 @@ class Node {
   // Whether `key` is present (even with a null value). Does not mark it known.
   bool Has(std::string_view key) const;
 
+  // The form of `key`'s value, for readers that accept several (a string or a mapping, say). Does not
+  // mark the key known.
+  enum class Shape { kAbsent, kNull, kScalar, kList, kMap };
+  Shape ShapeOf(std::string_view key) const;
+
+  // Marks `key` known for Finish() without reading it: for a key whose value is rejected whole with
+  // Error(), which is then its only problem instead of coming with "unknown key".
+  void MarkKnown(std::string_view key);
+
   // Records "name:line: path.key: message" unless `ok`. The line is the key's if present, else the
   // mapping's. An empty `key` means the mapping itself (for problems spanning several keys).
   void Check(bool ok, std::string_view key, std::string_view message);
@@ -183,6 +218,8 @@ class Node {
   internal::Value* Use(std::string_view key, int* line);
   template <typename T>
   void ReadScalar(std::string_view key, T* out);  // Defined and used only in yaml.cc.
+  template <typename T>
+  void ReadScalarList(std::string_view key, std::vector<T>* out);  // Likewise.
   std::optional<size_t> ReadChoice(std::string_view key, const std::vector<std::string_view>& names);
 
   std::shared_ptr<internal::State> state_;
