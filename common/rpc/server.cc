@@ -165,7 +165,8 @@ void Server::UpdateHealth() {
 }
 
 std::string Server::ListeningLine() const {
-  return absl::StrCat("listening service=", name_, " grpc=", grpc_address_, " metrics=", metrics_address());
+  return absl::StrCat("listening service=", name_, " grpc=", grpc_address_, " metrics=", metrics_address(),
+                      module_->ExtraListening());
 }
 
 void Server::Shutdown() {

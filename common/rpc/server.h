@@ -68,6 +68,9 @@ class ServiceModule {
   // Called once the server is serving, with a function to call (from any thread) whenever Ready() may have
   // changed, so gRPC health follows it (/readyz asks Ready() on every request anyway).
   virtual void SetReadinessListener(std::function<void()> changed) {}
+  // Other addresses the module listens on, for the listening line: " http=HOST:PORT" (leading space), or
+  // empty.
+  virtual std::string ExtraListening() const { return {}; }
 };
 
 // What a module is built from. Everything here outlives the module.
@@ -97,7 +100,7 @@ class Server {
   ServiceModule& module() { return *module_; }
 
   // The line every distill server prints on start-up:
-  // `listening service=<name> grpc=HOST:PORT metrics=HOST:PORT`.
+  // `listening service=<name> grpc=HOST:PORT metrics=HOST:PORT` (plus the module's ExtraListening()).
   std::string ListeningLine() const;
 
   // Graceful shutdown; returns when every call has finished or been cancelled at the deadline.

@@ -64,6 +64,17 @@ absl::StatusOr<v1::CurationInput> ParseInputLine(std::string_view line) {
   json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("malformed JSON");
   v1::CurationInput in;
+  if (j.is_object() && j.contains("example")) {
+    // The CurationInput message itself (what the coordinator writes): {"example": {...}, "samples": [...]}.
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    if (!j["example"].is_object() ||
+        !google::protobuf::util::JsonStringToMessage(std::string(line), &in, options).ok()) {
+      return absl::InvalidArgumentError("not a CurationInput object (example: {...}, samples: [...])");
+    }
+    if (in.example().id().empty()) return absl::InvalidArgumentError("example.id: is required");
+    return in;
+  }
   absl::StatusOr<v1::Example> example = dataset::ExampleFromJson(j, "");
   if (!example.ok()) return example.status();
   v1::Example* ex = in.mutable_example();

@@ -17,12 +17,23 @@ namespace distill::services {
 // The five service definitions in start-up order (the coordinator last: it calls the others).
 std::vector<rpc::ServiceDefinition> AllServiceDefinitions();
 
+// What differs from the services' embedded defaults in an all-in-one cluster.
+struct ClusterOptions {
+  // Every service listens here, on a port the OS picks.
+  std::string host = "127.0.0.1";
+  // Training runs the trainer runs at once (the others wait QUEUED).
+  int trainer_max_concurrent_runs = 1;
+};
+
 // Not thread-safe; Shutdown() may be called once from any thread.
 class Cluster {
  public:
-  // Starts every service with its embedded defaults, except that all listen on `host` with ports
-  // chosen by the OS. On failure, services already started are shut down.
-  static absl::StatusOr<std::unique_ptr<Cluster>> Start(const std::string& host);
+  // Starts every service with its embedded defaults, except for `options`. On failure, services already
+  // started are shut down.
+  static absl::StatusOr<std::unique_ptr<Cluster>> Start(const ClusterOptions& options);
+
+  // The server of service `name` ("coordinator", "inference", ...); null when there is none.
+  const rpc::Server* server(const std::string& name) const;
 
   const std::vector<std::unique_ptr<rpc::Server>>& servers() const { return servers_; }
   // Shuts the services down in reverse start-up order, each gracefully.
@@ -31,6 +42,9 @@ class Cluster {
  private:
   std::vector<std::unique_ptr<rpc::Server>> servers_;
 };
+
+// Where a client connects to a server bound to `address`: a wildcard host (0.0.0.0, [::]) means this machine.
+std::string DialAddress(const std::string& address);
 
 // `distill up [--host HOST]`: starts the cluster, prints one listening line per service, serves until
 // SIGTERM/SIGINT. Returns the process exit code.

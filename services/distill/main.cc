@@ -8,6 +8,7 @@
 #include "common/rpc/signals.h"
 #include "services/distill/cluster.h"
 #include "services/distill/model_command.h"
+#include "services/distill/run_command.h"
 #include "services/curator/curate_command.h"
 #include "services/teacher_gateway/teach_command.h"
 #include "services/trainer/train_command.h"
@@ -20,6 +21,7 @@ constexpr char kUsage[] =
     "usage: distill <command> [flags]\n"
     "\n"
     "commands:\n"
+    "  run       run a distillation job file end to end in an all-in-one cluster, then serve the student\n"
     "  up        run every distill service in this process on loopback (Ctrl-C stops)\n"
     "  teach     ask a teacher backend for chain-of-thought samples (JSON lines in and out)\n"
     "  curate    turn teacher samples into training records, every drop explained\n"
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[0];
   args.erase(args.begin());
+  if (command == "run") return distill::services::RunJob(args);
   if (command == "up") return distill::services::RunUp(args);
   if (command == "teach") return distill::teacher::RunTeach(args);
   if (command == "curate") return distill::curator::RunCurate(args);

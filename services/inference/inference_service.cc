@@ -133,6 +133,7 @@ namespace {
 // loads that readiness waits for.
 class InferenceModule final : public rpc::ServiceModule {
  public:
+  std::string ExtraListening() const override { return http_ != nullptr ? absl::StrCat(" http=", http_->address()) : ""; }
   InferenceModule(const inference::InferenceConfig& config, const rpc::ModuleContext& context)
       : config_(config),
         metrics_(*context.registry),

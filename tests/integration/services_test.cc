@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -56,7 +57,8 @@ std::vector<ServiceBinary> AllBinaries() {
       {"inference", "distill-inference", v1::PredictRequest::descriptor()->file()->FindServiceByName("Inference"),
        "inference:\n  http_address: 127.0.0.1:0\n"},
       {"coordinator", "distill-coordinator",
-       v1::SubmitJobRequest::descriptor()->file()->FindServiceByName("DistillationJobs")},
+       v1::SubmitJobRequest::descriptor()->file()->FindServiceByName("DistillationJobs"),
+       absl::StrCat("coordinator:\n  database: ", ::testing::TempDir(), "coordinator-", getpid(), ".db\n")},
   };
 }
 
@@ -73,10 +75,10 @@ struct Listening {
 Listening ParseListening(const std::string& line) {
   static const std::regex kLine(
       "^listening service=([a-z_]+) grpc=(127\\.0\\.0\\.1:[1-9][0-9]*) "
-      "metrics=(127\\.0\\.0\\.1:[1-9][0-9]*)$");
+      "metrics=(127\\.0\\.0\\.1:[1-9][0-9]*)( http=127\\.0\\.0\\.1:[1-9][0-9]*)?$");
   std::smatch m;
   EXPECT_TRUE(std::regex_match(line, m, kLine)) << "unexpected start-up line: " << line;
-  if (m.size() != 4) return {};
+  if (m.size() != 5) return {};
   return {m[1], m[2], m[3]};
 }
 
@@ -138,6 +140,12 @@ grpc::StatusCode ExpectedCodeForEmptyRequest(const std::string& method) {
       {"distill.v1.Inference/LoadModel", grpc::StatusCode::INVALID_ARGUMENT},
       {"distill.v1.Inference/UnloadModel", grpc::StatusCode::INVALID_ARGUMENT},
       {"distill.v1.Inference/ListModels", grpc::StatusCode::OK},
+      // No request id, spec or job id; listing nothing is fine.
+      {"distill.v1.DistillationJobs/SubmitJob", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.DistillationJobs/GetJob", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.DistillationJobs/ListJobs", grpc::StatusCode::OK},
+      {"distill.v1.DistillationJobs/WatchJob", grpc::StatusCode::INVALID_ARGUMENT},
+      {"distill.v1.DistillationJobs/CancelJob", grpc::StatusCode::INVALID_ARGUMENT},
   };
   auto it = expected->find(method);
   return it == expected->end() ? grpc::StatusCode::UNIMPLEMENTED : it->second;
