@@ -1,5 +1,6 @@
 #include "services/distill/run_command.h"
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <memory>
@@ -21,11 +22,12 @@ namespace distill::services {
 
 int RunJob(const std::vector<std::string>& args) {
   bool exit_after = false;
-  int concurrent_runs = 1;
+  int concurrent_runs = 0;
   cli::FlagSet flags("distill run JOB.yaml [--exit] [--concurrent-runs N]");
   flags.Bool("exit", &exit_after, "exit when the job ends instead of serving the student until Ctrl-C");
   flags.Int("concurrent-runs", &concurrent_runs,
-            "training runs at once (the student and its baselines; each uses training.distributed threads)");
+            "students trained at once; 0 = as many as fit this machine's cores at the job's "
+            "training.distributed.threads_per_rank x world_size (1 when threads_per_rank is 0)");
   absl::StatusOr<std::vector<std::string>> positional = flags.Parse(args);
   if (flags.help_requested()) {
     std::cout << flags.Usage();
@@ -34,7 +36,7 @@ int RunJob(const std::vector<std::string>& args) {
   if (positional.ok() && positional->size() != 1) {
     positional = absl::InvalidArgumentError("expected exactly one job file");
   }
-  if (positional.ok() && concurrent_runs < 1) positional = absl::InvalidArgumentError("--concurrent-runs: must be >= 1");
+  if (positional.ok() && concurrent_runs < 0) positional = absl::InvalidArgumentError("--concurrent-runs: must be >= 0");
   if (!positional.ok()) {
     std::cerr << "distill run: " << positional.status().message() << "\n" << flags.Usage();
     return 2;
@@ -43,6 +45,13 @@ int RunJob(const std::vector<std::string>& args) {
   if (!spec.ok()) {
     std::cerr << "distill run: " << spec.status().message() << "\n";
     return 2;
+  }
+  if (concurrent_runs == 0) {
+    // Each student's run takes threads_per_rank x world_size cores; 0 threads means "all of them".
+    const v1::DistributedOptions& d = spec->training().distributed();
+    const int per_run = d.threads_per_rank() * std::max(1, d.world_size());
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    concurrent_runs = per_run > 0 ? std::clamp(cores / per_run, 1, 1 + spec->baselines_size()) : 1;
   }
   absl::StatusOr<std::unique_ptr<Cluster>> cluster =
       Cluster::Start(ClusterOptions{.host = "127.0.0.1", .trainer_max_concurrent_runs = concurrent_runs});

@@ -440,19 +440,13 @@ class Dispatcher {
     cv_.Signal();
   }
 
-  // Drops the queued work of `stream` and cancels its requests in flight.
+  // Drops the queued work of `stream`. Its requests in flight are left to finish: their prompts are sent
+  // (and billed) already, so their answers go to the cache for the client's next attempt.
   void CancelStream(const StreamState* stream) {
-    std::vector<uint64_t> ids;
-    {
-      absl::MutexLock lock(&mu_);
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        it = it->second.stream.get() == stream ? queue_.erase(it) : std::next(it);
-      }
-      for (const auto& [seq, request] : in_flight_) {
-        if (request.stream == stream && request.backend_id.has_value()) ids.push_back(*request.backend_id);
-      }
+    absl::MutexLock lock(&mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      it = it->second.stream.get() == stream ? queue_.erase(it) : std::next(it);
     }
-    for (uint64_t id : ids) slot_->backend->Cancel(id);
   }
 
   BackoffPolicy policy() const { return policy_; }
@@ -617,16 +611,15 @@ void Dispatcher::OnDone(uint64_t seq, absl::Time sent, Work work, absl::StatusOr
       usage->set_completion_tokens(usage->completion_tokens() + result->completion_tokens);
       usage->set_cost_usd(usage->cost_usd() + cost);
     }
-    if (s.open.count(work.example_id) == 0) {
-      // The example already ended (failed or cancelled): nothing more to deliver.
-    } else if (result.ok()) {
-      const size_t n = work.sample_indices.size();
+    const size_t n = work.sample_indices.size();
+    // Usage of a multi-sample request: the prompt is shared evenly, completions count their own.
+    const int64_t prompt_share = result.ok() ? result->prompt_tokens / static_cast<int64_t>(n) : 0;
+    const int64_t completion_share = result.ok() ? result->completion_tokens / static_cast<int64_t>(n) : 0;
+    if (result.ok()) {
+      // Cached even when the example already ended (its stream was cancelled, e.g. a client that crashed):
+      // the answer is paid for, and the client asking again must not pay twice.
       for (size_t i = 0; i < n && i < result->choices.size(); ++i) {
-        CompletionChoice& choice = result->choices[i];
-        const int index = work.sample_indices[i];
-        // Usage of a multi-sample request: the prompt is shared evenly, completions count their own.
-        const int64_t prompt_share = result->prompt_tokens / static_cast<int64_t>(n);
-        const int64_t completion_share = result->completion_tokens / static_cast<int64_t>(n);
+        const CompletionChoice& choice = result->choices[i];
         CachedCompletion cached;
         cached.completion = choice.text;
         cached.finish_reason = choice.finish_reason;
@@ -636,13 +629,22 @@ void Dispatcher::OnDone(uint64_t seq, absl::Time sent, Work work, absl::StatusOr
         cached.backend = backend;
         cached.model = s.model;
         cached.created = clock_->Now();
-        if (absl::Status put = s.cache->Put(CacheKey(s.KeyParts(work.prompt, index)), cached); !put.ok()) {
+        if (absl::Status put = s.cache->Put(CacheKey(s.KeyParts(work.prompt, work.sample_indices[i])), cached);
+            !put.ok()) {
           metrics_->cache_write_failures.Increment();
           if (!cache_write_warned_.exchange(true)) {
             logging::Warning("response cache write failed; samples are delivered but not cached",
                              {{"error", put}});
           }
         }
+      }
+    }
+    if (s.open.count(work.example_id) == 0) {
+      // The example already ended (failed or cancelled): nothing more to deliver.
+    } else if (result.ok()) {
+      for (size_t i = 0; i < n && i < result->choices.size(); ++i) {
+        CompletionChoice& choice = result->choices[i];
+        const int index = work.sample_indices[i];
         if (work.stage == Stage::kReasoning) {
           Work answer;
           answer.stream = work.stream;
@@ -1032,7 +1034,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(const TeacherGatewayCon
               .max_concurrency = b.max_concurrency,
               .max_prompt_tokens = b.max_prompt_tokens,
               .max_samples_per_example = b.max_samples_per_example,
-              .clock = deps.clock});
+              .clock = deps.clock,
+              .latency = b.latency});
       if (!synthetic.ok()) return synthetic.status();
       backends[b.name] = std::move(*synthetic);
     }

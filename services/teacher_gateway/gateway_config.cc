@@ -58,6 +58,8 @@ void ReadBackend(config::Node node, BackendConfig* b) {
   node.Read("max_new_tokens", &b->max_new_tokens);
   node.Read("supports_logprobs", &b->supports_logprobs);
   node.Read("error_rate", &b->error_rate);
+  node.Read("latency", &b->latency);
+  node.Check(b->latency >= absl::ZeroDuration(), "latency", "must be >= 0");
   int64_t seed = static_cast<int64_t>(b->seed);
   node.Read("seed", &seed);
   b->seed = static_cast<uint64_t>(seed);

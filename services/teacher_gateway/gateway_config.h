@@ -91,6 +91,8 @@ struct BackendConfig {
   // synthetic: probability that a sample contains an arithmetic slip, and the teacher's seed.
   double error_rate = 0.15;
   uint64_t seed = 0;
+  // synthetic: time each request takes (requests run one at a time), to behave like a slow remote model.
+  absl::Duration latency = absl::ZeroDuration();
 };
 
 struct Exemplar {

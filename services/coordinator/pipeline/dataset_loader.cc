@@ -153,8 +153,12 @@ absl::StatusOr<v1::Example> ExampleFromRow(const v1::DatasetSource& source, cons
                                                      columns.choices(), "\" (dataset.columns.choices)"));
     }
     if (csv) {
+      // An empty cell means "no choices" for that row (as for gold), not one empty choice.
       json choices = json::array();
-      for (absl::string_view choice : absl::StrSplit(CellText(it->second), '|')) choices.push_back(std::string(choice));
+      const std::string cell = CellText(it->second);
+      if (!cell.empty()) {
+        for (absl::string_view choice : absl::StrSplit(cell, '|')) choices.push_back(std::string(choice));
+      }
       object["choices"] = choices;
     } else {
       object["choices"] = it->second;

@@ -236,6 +236,7 @@ void SyntheticBackend::Run() {
                                                          " waited past its timeout of ",
                                                          absl::FormatDuration(item.request.timeout))));
     } else {
+      if (options_.latency > absl::ZeroDuration()) absl::SleepFor(options_.latency);
       item.done(Generate(item.request));
     }
   }

@@ -53,6 +53,8 @@ struct SyntheticBackendOptions {
   // Time source for request deadlines (CompletionRequest::timeout, counted from Complete()). Not
   // owned; must outlive the backend. Null means Clock::Real().
   Clock* clock = nullptr;
+  // How long each request takes to answer (the worker sleeps this long before generating it); 0 = at once.
+  absl::Duration latency = absl::ZeroDuration();
 };
 
 // Thread-safe. One worker thread runs requests in arrival order and all callbacks.
