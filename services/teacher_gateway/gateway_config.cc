@@ -1,5 +1,6 @@
 #include "services/teacher_gateway/gateway_config.h"
 
+#include <cstdlib>
 #include <set>
 
 #include "common/strings/strings.h"
@@ -126,7 +127,21 @@ TeacherGatewayConfig DefaultTeacherGatewayConfig() {
   synthetic.max_concurrency = 4;
   synthetic.supports_logprobs = false;
   config.backends.push_back(synthetic);
+  // A real LLM without a config file: any OpenAI-compatible API named by the usual environment variables.
+  const char* base_url = std::getenv("OPENAI_BASE_URL");
+  const char* api_key = std::getenv("OPENAI_API_KEY");
+  if ((base_url != nullptr && *base_url != '\0') || (api_key != nullptr && *api_key != '\0')) {
+    BackendConfig openai;
+    openai.name = "openai";
+    openai.kind = v1::BACKEND_KIND_OPENAI;
+    openai.base_url = base_url != nullptr && *base_url != '\0' ? base_url : "https://api.openai.com/v1";
+    if (api_key != nullptr && *api_key != '\0') openai.api_key_env = "OPENAI_API_KEY";
+    const char* model = std::getenv("OPENAI_MODEL");
+    openai.model = model != nullptr && *model != '\0' ? model : "gpt-4o-mini";
+    config.backends.push_back(openai);
+  }
   config.tasks["arith"] = ArithTemplate();
+  config.tasks["svamp"] = ArithTemplate();
   config.tasks["numeric"] = ArithTemplate();
   config.tasks["default"] = TaskTemplate{};
   return config;

@@ -25,8 +25,10 @@
 //         exemplars:
 //           - {question: "...", rationale: "...", answer: "42"}
 //
-// Without a file, the gateway has one backend, `synthetic` (the built-in arithmetic teacher), the
-// built-in `arith` task template, and its cache under distill-data/.
+// Without a file, the gateway has the backend `synthetic` (the built-in arithmetic teacher) and, when
+// OPENAI_BASE_URL or OPENAI_API_KEY is set, `openai` (that URL, default https://api.openai.com/v1, the key
+// from OPENAI_API_KEY, model $OPENAI_MODEL or gpt-4o-mini); the built-in `arith` task template (also used
+// for `svamp` and `numeric`), and its cache under distill-data/.
 
 #include <cstdint>
 #include <map>

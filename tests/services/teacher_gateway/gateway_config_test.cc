@@ -3,6 +3,7 @@
 
 #include "services/teacher_gateway/gateway_config.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -23,6 +24,29 @@ absl::StatusOr<TeacherGatewayConfig> Read(const std::string& yaml) {
   return config;
 }
 
+TEST(GatewayConfigTest, OpenAiEnvironmentVariablesAddAnOpenAiBackend) {
+  setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1", 1);
+  unsetenv("OPENAI_API_KEY");
+  setenv("OPENAI_MODEL", "student", 1);
+  TeacherGatewayConfig config = DefaultTeacherGatewayConfig();
+  unsetenv("OPENAI_BASE_URL");
+  unsetenv("OPENAI_MODEL");
+  ASSERT_EQ(config.backends.size(), 2u);
+  EXPECT_EQ(config.backends[1].name, "openai");
+  EXPECT_EQ(config.backends[1].kind, v1::BACKEND_KIND_OPENAI);
+  EXPECT_EQ(config.backends[1].base_url, "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(config.backends[1].model, "student");
+  EXPECT_EQ(config.backends[1].api_key_env, "");  // a local server without a key
+
+  setenv("OPENAI_API_KEY", "sk-test", 1);
+  config = DefaultTeacherGatewayConfig();
+  unsetenv("OPENAI_API_KEY");
+  ASSERT_EQ(config.backends.size(), 2u);
+  EXPECT_EQ(config.backends[1].base_url, "https://api.openai.com/v1");
+  EXPECT_EQ(config.backends[1].api_key_env, "OPENAI_API_KEY");  // the key itself is read when used
+  EXPECT_EQ(config.tasks.count("svamp"), 1u);
+}
+
 std::string Error(const std::string& yaml) {
   auto config = Read(yaml);
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << yaml;
@@ -30,6 +54,8 @@ std::string Error(const std::string& yaml) {
 }
 
 TEST(GatewayConfigTest, DefaultsNeedNoNetwork) {
+  unsetenv("OPENAI_BASE_URL");
+  unsetenv("OPENAI_API_KEY");
   auto config = Read("");
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->backends.size(), 1u);
