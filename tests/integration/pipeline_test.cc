@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "distill/v1/inference.grpc.pb.h"
 #include "distill/v1/jobs.grpc.pb.h"
+#include "distill/v1/trainer.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -400,6 +401,52 @@ TEST_F(PipelineTest, CoordinatorKilledInTeachAndInTrainResumesWithNothingLostOrP
   ASSERT_TRUE(trainer.Wait(absl::Seconds(30)).ok());
   EXPECT_NE(trainer.Stderr().find("msg=resuming"), std::string::npos)
       << "the restarted trainer did not resume from the step-" << checkpoint_step << " checkpoint";
+  jobs.reset();
+}
+
+TEST_F(PipelineTest, CancelStopsTrainingAndEndsTheJobCancelled) {
+  ProcessCluster cluster(Dir("cancel"), /*teacher_latency_ms=*/0);
+  cluster.StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  auto jobs = cluster.Jobs();
+  v1::SubmitJobResponse submitted;
+  ASSERT_TRUE(Submit(*jobs, "cancel-1", ParseSpec(JobYaml(40, 100000, 0.0)), &submitted).ok());
+  const std::string id = submitted.job().job_id();
+  v1::Job job = PollUntil(*jobs, id, absl::Seconds(120), [](const v1::Job& j) {
+    return j.stages(3).train().runs_size() > 0 && j.stages(3).train().runs(0).run().progress().step() > 0;
+  });
+  ASSERT_EQ(job.stages(3).state(), v1::STAGE_STATE_RUNNING) << job.failure_cause();
+  const std::string run_id = job.stages(3).train().runs(0).run().run_id();
+
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(id);
+  v1::CancelJobResponse cancelled;
+  grpc::ClientContext call;
+  ASSERT_TRUE(jobs->CancelJob(&call, cancel, &cancelled).ok());
+  EXPECT_TRUE(cancelled.job().state() == v1::JOB_STATE_CANCELLING || cancelled.job().state() == v1::JOB_STATE_CANCELLED);
+  job = PollUntil(*jobs, id, absl::Seconds(60), [](const v1::Job&) { return false; });
+  EXPECT_EQ(job.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(job.stages(3).state(), v1::STAGE_STATE_CANCELLED);
+  EXPECT_EQ(job.stages(4).state(), v1::STAGE_STATE_PENDING);
+
+  // The training run was stopped too.
+  auto trainer = v1::Trainer::NewStub(grpc::CreateChannel(cluster.service("trainer").grpc, grpc::InsecureChannelCredentials()));
+  v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
+  for (int i = 0; i < 100 && state != v1::RUN_STATE_CANCELLED; ++i) {
+    v1::GetRunRequest get;
+    get.set_run_id(run_id);
+    v1::GetRunResponse run;
+    grpc::ClientContext get_call;
+    ASSERT_TRUE(trainer->GetRun(&get_call, get, &run).ok());
+    state = run.run().state();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(state, v1::RUN_STATE_CANCELLED);
+  // Cancelling again changes nothing.
+  grpc::ClientContext again;
+  ASSERT_TRUE(jobs->CancelJob(&again, cancel, &cancelled).ok());
+  EXPECT_EQ(cancelled.job().state(), v1::JOB_STATE_CANCELLED);
+  trainer.reset();
   jobs.reset();
 }
 
