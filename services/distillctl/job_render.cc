@@ -161,8 +161,11 @@ std::string Approach(const v1::StudentResult& student) {
     case v1::OBJECTIVE_COT_SEQUENCE:
       return "fine-tune-CoT";
     case v1::OBJECTIVE_STANDARD:
-      return student.label_source() == v1::LABEL_SOURCE_GOLD_ONLY ? "standard fine-tuning"
-                                                                  : "standard distillation";
+      // Labels that are the dataset's gold answers (on every example, or on those the curator kept) make
+      // it fine-tuning; labels voted from the teacher's answers make it standard distillation.
+      return student.label_source() == v1::LABEL_SOURCE_GOLD_ONLY || student.label_source() == v1::LABEL_SOURCE_GOLD
+                 ? "standard fine-tuning"
+                 : "standard distillation";
     default:
       return student.student();
   }

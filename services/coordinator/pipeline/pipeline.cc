@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/artifacts/artifacts.h"
+#include "common/config/proto_yaml.h"
 #include "common/dataset/example_json.h"
 #include "common/logging/logging.h"
 #include "common/rpc/status.h"
@@ -50,17 +51,6 @@ std::string StageName(v1::Stage stage) {
   return name.substr(std::string_view("STAGE_").size());
 }
 
-std::string FormatName(v1::OutputFormat format) {
-  std::string name = v1::OutputFormat_Name(format).substr(std::string_view("OUTPUT_FORMAT_").size());
-  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  return name;
-}
-
-std::string LabelSourceName(v1::LabelSource source) {
-  std::string name = v1::LabelSource_Name(source).substr(std::string_view("LABEL_SOURCE_").size());
-  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-  return name;
-}
 
 // Rate-limits progress saves: Due() is true at most once per kProgressEvery.
 class Throttle {
@@ -322,12 +312,6 @@ absl::Status TeachStage(StageContext& ctx) {
                      ReadJsonLines<v1::ExampleError>(errors_path, /*repair_tail=*/true));
     for (v1::ExampleError& error : errors) state.errors.emplace(error.example_id(), error);
   }
-  const v1::Usage spent_before = [&] {
-    v1::TeachDetails d;
-    CountTeach(state, examples, n, &d);
-    return d.usage();
-  }();
-
   const absl::Time started = absl::Now();
   absl::Time unavailable_since = absl::InfinitePast();
   while (true) {
@@ -467,7 +451,6 @@ absl::Status TeachStage(StageContext& ctx) {
   v1::TeachDetails details;
   CountTeach(state, examples, n, &details);
   *details.mutable_samples() = Ref(samples_uri);
-  (void)spent_before;
   return ctx.Update([&](v1::Job& job, v1::StageStatus& s) {
     *s.mutable_teach() = details;
     s.set_done(details.examples_total());
@@ -498,9 +481,7 @@ absl::StatusOr<v1::CurationSummary> ReadSummary(const std::string& path) {
 std::string DropsText(const v1::CurationSummary& summary) {
   std::vector<std::string> parts;
   for (const v1::DropCount& drop : summary.dropped_by_reason()) {
-    std::string reason = v1::DropReason_Name(drop.reason()).substr(std::string_view("DROP_REASON_").size());
-    std::transform(reason.begin(), reason.end(), reason.begin(), ::tolower);
-    parts.push_back(strings::Cat(reason, " ", drop.count()));
+    parts.push_back(strings::Cat(config::ShortName(drop.reason()), " ", drop.count()));
   }
   return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
 }
@@ -537,7 +518,7 @@ absl::Status CurateStage(StageContext& ctx) {
   int64_t examples_done = 0;
   for (size_t i = 0; i < datasets.size(); ++i) {
     v1::CuratedDataset& dataset = datasets[i];
-    const std::string name = strings::Cat(FormatName(dataset.format()), "-", LabelSourceName(dataset.label_source()));
+    const std::string name = strings::Cat(config::ShortName(dataset.format()), "-", config::ShortName(dataset.label_source()));
     const std::string out_uri = ctx.Uri(strings::Cat("curate/", name, "/"));
     ASSIGN_OR_RETURN(const std::string out_dir, ctx.Local(out_uri));
     RETURN_IF_ERROR(ctx.Update([&](v1::Job&, v1::StageStatus& s) {
@@ -719,7 +700,7 @@ absl::Status TrainStage(StageContext& ctx) {
         done += run.state() == v1::RUN_STATE_SUCCEEDED ? std::max(run_total, run.progress().step()) : run.progress().step();
         total += std::max(run_total, run.progress().step());
         if (!RunTerminal(run.state())) eta += run.progress().eta_seconds();
-        std::string part = strings::Cat(plans[i].name, " ", absl::AsciiStrToLower(v1::RunState_Name(run.state()).substr(10)));
+        std::string part = strings::Cat(plans[i].name, " ", config::ShortName(run.state()));
         if (run.has_progress()) {
           strings::Append(&part, " step ", run.progress().step(), "/", run.progress().total_steps(), " loss ",
                           absl::StrFormat("%.3f", TotalLoss(run)));
@@ -965,7 +946,7 @@ absl::Status DeployStage(StageContext& ctx) {
   return ctx.Update([&](v1::Job& j, v1::StageStatus& s) {
     s.set_done(verdict == v1::VERDICT_PROMOTED ? 1 : 0);
     s.set_total(1);
-    s.set_message(strings::Cat(absl::AsciiStrToLower(v1::Verdict_Name(verdict).substr(8)), ": ", reason));
+    s.set_message(strings::Cat(config::ShortName(verdict), ": ", reason));
     *s.mutable_deploy() = details;
     j.mutable_report()->set_verdict(verdict);
     j.mutable_report()->set_verdict_message(reason);

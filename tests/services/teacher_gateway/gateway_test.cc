@@ -376,8 +376,8 @@ TEST_F(GatewayTest, BadStreamConfigsAreRejectedNamingTheField) {
   no_type.mutable_task()->set_type(v1::TASK_TYPE_UNSPECIFIED);
   expect_bad(no_type, "config.task.type: is required");
   v1::TeacherStreamConfig template_name = StreamConfig("synthetic", 1);
-  template_name.mutable_task()->set_name("svamp");
-  expect_bad(template_name, "config.task.name: no prompt template \"svamp\"");
+  template_name.mutable_task()->set_name("anli");
+  expect_bad(template_name, "config.task.name: no prompt template \"anli\"");
 }
 
 TEST_F(GatewayTest, SyntheticTeacherZeroShotAnswersInTwoStages) {
