@@ -8,7 +8,6 @@
 #include "sqlite3.h"
 
 namespace distill::sqlite {
-namespace {
 
 absl::StatusCode CodeFor(int rc) {
   switch (rc & 0xff) {
@@ -28,8 +27,6 @@ absl::StatusCode CodeFor(int rc) {
       return absl::StatusCode::kInternal;
   }
 }
-
-}  // namespace
 
 Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
 

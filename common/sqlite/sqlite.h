@@ -29,6 +29,11 @@ namespace distill::sqlite {
 
 class Database;
 
+// The status code for a SQLite result code: UNAVAILABLE when busy or locked (retry), RESOURCE_EXHAUSTED when
+// the disk is full, FAILED_PRECONDITION for a file that cannot be opened, written or read as a database,
+// INTERNAL otherwise.
+absl::StatusCode CodeFor(int rc);
+
 // A prepared statement. Binds are 1-based, columns 0-based (SQLite's own numbering).
 class Statement {
  public:

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sqlite/sqlite.h"
 #include "common/status/macros.h"
 #include "common/strings/strings.h"
 
@@ -56,25 +57,6 @@ constexpr char kMeanSql[] =
 
 // How long the writer waits before retrying a failed commit.
 constexpr absl::Duration kCommitRetryDelay = absl::Milliseconds(100);
-
-absl::StatusCode CodeFor(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::StatusCode::kUnavailable;
-    case SQLITE_FULL:
-      return absl::StatusCode::kResourceExhausted;
-    case SQLITE_CANTOPEN:
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return absl::StatusCode::kFailedPrecondition;
-    default:
-      return absl::StatusCode::kInternal;
-  }
-}
 
 std::string_view ColumnText(sqlite3_stmt* stmt, int column) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
@@ -253,7 +235,7 @@ class ResponseCache::Connection {
     if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
       hint = "; the file is not a SQLite database or is damaged: move it aside or point cache_path elsewhere";
     }
-    return absl::Status(CodeFor(rc), strings::Cat("response cache ", path_, ": ", what, ": ", message,
+    return absl::Status(sqlite::CodeFor(rc), strings::Cat("response cache ", path_, ": ", what, ": ", message,
                                                   " (sqlite error ", rc, ")", hint));
   }
 
