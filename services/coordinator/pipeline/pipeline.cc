@@ -314,6 +314,7 @@ absl::Status TeachStage(StageContext& ctx) {
   }
   const absl::Time started = absl::Now();
   absl::Time unavailable_since = absl::InfinitePast();
+  absl::Time idle_since = absl::InfinitePast();
   while (true) {
     std::vector<const v1::Example*> pending;
     for (const v1::Example& example : examples) {
@@ -415,7 +416,19 @@ absl::Status TeachStage(StageContext& ctx) {
       continue;
     }
     unavailable_since = absl::InfinitePast();
-    // The stream ended normally: every example it carried has a result, or the loop sends it again.
+    // The stream ended normally: every example it carried has a result, or the loop sends it again. A
+    // gateway that keeps ending streams without answering (it is shutting down: its examples come back
+    // cancelled) is waited for, within the same patience as one that is down.
+    if (finished_now == 0) {
+      if (idle_since == absl::InfinitePast()) idle_since = absl::Now();
+      if (absl::Now() - idle_since > ctx.env.unavailable_patience) {
+        return absl::UnavailableError(strings::Cat("teacher gateway: streams end without answering ",
+                                                   pending.size(), " examples"));
+      }
+      ctx.Sleep(absl::Seconds(1));
+    } else {
+      idle_since = absl::InfinitePast();
+    }
   }
 
   // The curator's input: every training example with its samples (none for one the teacher failed on).
