@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/clock/timestamp.h"
 #include "common/logging/logging.h"
 #include "common/status/macros.h"
 #include "common/strings/strings.h"
@@ -26,12 +27,6 @@ std::string Deterministic(const google::protobuf::Message& message) {
   message.SerializeToCodedStream(&coded);
   coded.Trim();
   return out;
-}
-
-void Now(google::protobuf::Timestamp* t) {
-  const int64_t nanos = absl::ToUnixNanos(absl::Now());
-  t->set_seconds(nanos / 1'000'000'000);
-  t->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
 }  // namespace
@@ -173,7 +168,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
         (void)exec->Update([](v1::Job& job) {
           job.set_state(v1::JOB_STATE_CANCELLED);
           job.set_failure_cause("cancelled by client before it started");
-          Now(job.mutable_end_time());
+          *job.mutable_end_time() = ToTimestamp(absl::Now());
         });
         active_.erase(job_id);
         return exec->Snapshot();
@@ -194,7 +189,7 @@ absl::Status JobManager::Watch(const std::string& job_id, const std::function<bo
   if (job_id.empty()) return absl::InvalidArgumentError("job_id: is required");
   auto message = [](auto fill) {
     v1::WatchJobResponse response;
-    Now(response.mutable_time());
+    *response.mutable_time() = ToTimestamp(absl::Now());
     fill(response);
     return response;
   };

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/clock/timestamp.h"
 #include "common/strings/strings.h"
 #include "services/coordinator/jobspec/job_yaml.h"
 
@@ -33,16 +34,13 @@ bool Terminal(v1::JobState state) {
          state == v1::JOB_STATE_CANCELLED;
 }
 
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 // Seconds from `start` to `end`; nullopt when `start` is unset. An unset `end` means `now`.
 std::optional<double> Elapsed(bool has_start, const google::protobuf::Timestamp& start, bool has_end,
                               const google::protobuf::Timestamp& end, absl::Time now) {
   if (!has_start) return std::nullopt;
-  const absl::Time until = has_end ? ToTime(end) : now;
-  return std::max(0.0, absl::ToDoubleSeconds(until - ToTime(start)));
+  const absl::Time until = has_end ? FromTimestamp(end) : now;
+  return std::max(0.0, absl::ToDoubleSeconds(until - FromTimestamp(start)));
 }
 
 std::optional<double> JobDuration(const v1::Job& job, absl::Time now) {
@@ -337,7 +335,7 @@ std::string RenderJobSummary(const v1::Job& job) {
     Append(&out, " in ", FormatSeconds(report.duration_seconds()));
   } else if (job.has_start_time() && job.has_end_time()) {
     Append(&out, " in ",
-           FormatSeconds(absl::ToDoubleSeconds(ToTime(job.end_time()) - ToTime(job.start_time()))));
+           FormatSeconds(absl::ToDoubleSeconds(FromTimestamp(job.end_time()) - FromTimestamp(job.start_time()))));
   }
   Append(&out, "\n");
 
@@ -448,7 +446,7 @@ std::string RenderStageEvent(const v1::StageStatus& stage) {
   }
   if (stage.has_start_time() && stage.has_end_time()) {
     Append(&line, " in ",
-           FormatSeconds(absl::ToDoubleSeconds(ToTime(stage.end_time()) - ToTime(stage.start_time()))));
+           FormatSeconds(absl::ToDoubleSeconds(FromTimestamp(stage.end_time()) - FromTimestamp(stage.start_time()))));
   }
   if (!stage.message().empty()) Append(&line, ": ", stage.message());
   if (stage.state() == v1::STAGE_STATE_FAILED && stage.error_code() != 0) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/artifacts/artifacts.h"
+#include "common/clock/timestamp.h"
 #include "common/dataset/example_json.h"
 #include "common/logging/logging.h"
 #include "common/metrics/builder.h"
@@ -91,13 +92,6 @@ const char* LossTaskLabel(v1::LossTask task) {
   }
 }
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t seconds = absl::ToUnixSeconds(t);
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-  return ts;
-}
 
 // Exit statuses after which the same worker group may well succeed when started again.
 bool IsTransient(int code) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/artifacts/artifacts.h"
+#include "common/clock/timestamp.h"
 #include "common/config/proto_yaml.h"
 #include "common/dataset/example_json.h"
 #include "common/logging/logging.h"
@@ -32,16 +33,6 @@ constexpr absl::Duration kProgressEvery = absl::Milliseconds(250);
 // Test examples travel to the teacher beside the training examples, under ids that cannot collide with
 // theirs (a given split's two files may both number their rows from 1).
 constexpr std::string_view kTestIdPrefix = "test:";
-
-void SetTime(google::protobuf::Timestamp* out, absl::Time t) {
-  const int64_t nanos = absl::ToUnixNanos(t);
-  out->set_seconds(nanos / 1'000'000'000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 v1::StageStatus& StageOf(v1::Job& job, v1::Stage stage) { return *job.mutable_stages(stage - 1); }
 const v1::StageStatus& StageOf(const v1::Job& job, v1::Stage stage) { return job.stages(stage - 1); }
@@ -1017,7 +1008,7 @@ void Finish(JobExecution& exec, v1::JobState state, v1::Stage stage, v1::StageSt
     if (stage != v1::STAGE_UNSPECIFIED) {
       v1::StageStatus& s = StageOf(job, stage);
       s.set_state(stage_state);
-      SetTime(s.mutable_end_time(), now);
+      *s.mutable_end_time() = ToTimestamp(now);
       s.set_eta_seconds(0);
       if (!cause.ok()) {
         s.set_message(std::string(cause.message()));
@@ -1025,7 +1016,7 @@ void Finish(JobExecution& exec, v1::JobState state, v1::Stage stage, v1::StageSt
       }
     }
     job.set_state(state);
-    SetTime(job.mutable_end_time(), now);
+    *job.mutable_end_time() = ToTimestamp(now);
     if (!cause.ok()) {
       job.set_failure_cause(stage != v1::STAGE_UNSPECIFIED ? strings::Cat(StageName(stage), ": ", cause.message())
                                                            : std::string(cause.message()));
@@ -1096,7 +1087,7 @@ v1::Job NewJob(const std::string& job_id, const std::string& client_request_id, 
   job.set_client_request_id(client_request_id);
   *job.mutable_spec() = spec;
   job.set_state(v1::JOB_STATE_QUEUED);
-  SetTime(job.mutable_create_time(), now);
+  *job.mutable_create_time() = ToTimestamp(now);
   for (int stage = v1::STAGE_LOAD_DATASET; stage <= v1::STAGE_DEPLOY; ++stage) {
     v1::StageStatus* s = job.add_stages();
     s->set_stage(static_cast<v1::Stage>(stage));
@@ -1119,7 +1110,7 @@ void RunPipeline(JobExecution& exec, const PipelineEnv& env) {
   if (IsTerminal(job.state())) return;
   (void)exec.Update([](v1::Job& j) {
     if (j.state() == v1::JOB_STATE_QUEUED) j.set_state(v1::JOB_STATE_RUNNING);
-    if (!j.has_start_time()) SetTime(j.mutable_start_time(), absl::Now());
+    if (!j.has_start_time()) *j.mutable_start_time() = ToTimestamp(absl::Now());
   });
   for (int index = v1::STAGE_LOAD_DATASET; index <= v1::STAGE_DEPLOY; ++index) {
     const v1::Stage stage = static_cast<v1::Stage>(index);
@@ -1130,7 +1121,7 @@ void RunPipeline(JobExecution& exec, const PipelineEnv& env) {
       j.set_current_stage(stage);
       v1::StageStatus& s = StageOf(j, stage);
       s.set_state(v1::STAGE_STATE_RUNNING);
-      if (!s.has_start_time()) SetTime(s.mutable_start_time(), absl::Now());
+      if (!s.has_start_time()) *s.mutable_start_time() = ToTimestamp(absl::Now());
     });
     if (status.ok() && !exec.stopping()) {
       logging::Info("stage started", {{"job", job.job_id()}, {"stage", StageName(stage)}});
@@ -1157,7 +1148,7 @@ void RunPipeline(JobExecution& exec, const PipelineEnv& env) {
     (void)exec.Update([&](v1::Job& j) {
       v1::StageStatus& s = StageOf(j, stage);
       if (s.state() == v1::STAGE_STATE_RUNNING) s.set_state(v1::STAGE_STATE_SUCCEEDED);
-      SetTime(s.mutable_end_time(), absl::Now());
+      *s.mutable_end_time() = ToTimestamp(absl::Now());
       s.set_eta_seconds(0);
     });
   }

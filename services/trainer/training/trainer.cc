@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "c10/util/Exception.h"
 #include "common/artifacts/artifacts.h"
+#include "common/clock/timestamp.h"
 #include "common/dataset/example_json.h"
 #include "common/logging/logging.h"
 #include "common/status/macros.h"
@@ -87,9 +88,7 @@ uint64_t StepSeed(uint64_t seed, int rank, int64_t step) {
 
 v1::WatchRunResponse Event() {
   v1::WatchRunResponse event;
-  const int64_t micros = absl::ToUnixMicros(absl::Now());
-  event.mutable_time()->set_seconds(micros / 1000000);
-  event.mutable_time()->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+  *event.mutable_time() = ToTimestamp(absl::Now());
   return event;
 }
 
