@@ -109,6 +109,8 @@ TEST(GatewayConfigTest, BadValuesNameFileLineAndKey) {
               HasSubstr("gw.yaml:4: teacher_gateway.backends[1].name: duplicate backend name \"x\""));
   EXPECT_THAT(Error("teacher_gateway:\n  backends:\n    - {name: x, error_rate: 2}\n"),
               HasSubstr("error_rate: must be in [0, 1], got 2"));
+  EXPECT_THAT(Error("teacher_gateway:\n  backends:\n    - {name: x, latency: -5ms}\n"),
+              HasSubstr("teacher_gateway.backends[0].latency: must be >= 0"));
   EXPECT_THAT(Error("teacher_gateway:\n  backends:\n    - {name: x, prices: {m: {prompt: -1}}}\n"),
               HasSubstr("teacher_gateway.backends[0].prices.m.prompt: must be >= 0"));
   EXPECT_THAT(Error("teacher_gateway:\n  backends:\n    - {name: x, retry: {max_attempts: 0}}\n"),
