@@ -478,34 +478,8 @@ void Node::Read(std::string_view key, float* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, absl::Duration* out) { ReadScalar(key, out); }
 void Node::Read(std::string_view key, HostPort* out) { ReadScalar(key, out); }
 
-void Node::Read(std::string_view key, std::vector<std::string>* out) {
-  int line;
-  const Value* value = Use(key, &line);
-  if (value == nullptr) return;
-  if (value->kind == Kind::kNull) {
-    out->clear();
-    return;
-  }
-  if (value->kind != Kind::kList) {
-    Record(*state_, line, Path(key), Cat("expected a list of strings, got ", Describe(*value)));
-    return;
-  }
-  std::vector<std::string> result;
-  bool ok = true;
-  for (size_t i = 0; i < value->items.size(); ++i) {
-    const Value& item = *value->items[i];
-    if (item.kind != Kind::kScalar) {
-      Record(*state_, item.line, IndexPath(Path(key), i), Cat("expected a string, got ", Describe(item)));
-      ok = false;
-      continue;
-    }
-    result.push_back(item.text);
-  }
-  if (ok) *out = std::move(result);
-}
-
 template <typename T>
-void Node::ReadScalarList(std::string_view key, std::vector<T>* out) {
+void Node::ReadScalarList(std::string_view key, std::vector<T>* out, std::string_view expected) {
   int line;
   const Value* value = Use(key, &line);
   if (value == nullptr) return;
@@ -514,7 +488,7 @@ void Node::ReadScalarList(std::string_view key, std::vector<T>* out) {
     return;
   }
   if (value->kind != Kind::kList) {
-    Record(*state_, line, Path(key), Cat("expected a list, got ", Describe(*value)));
+    Record(*state_, line, Path(key), Cat("expected ", expected, ", got ", Describe(*value)));
     return;
   }
   std::vector<T> result;
@@ -533,6 +507,9 @@ void Node::ReadScalarList(std::string_view key, std::vector<T>* out) {
   if (ok) *out = std::move(result);
 }
 
+void Node::Read(std::string_view key, std::vector<std::string>* out) {
+  ReadScalarList(key, out, "a list of strings");
+}
 void Node::Read(std::string_view key, std::vector<bool>* out) { ReadScalarList(key, out); }
 void Node::Read(std::string_view key, std::vector<int>* out) { ReadScalarList(key, out); }
 void Node::Read(std::string_view key, std::vector<int64_t>* out) { ReadScalarList(key, out); }

@@ -219,7 +219,8 @@ class Node {
   template <typename T>
   void ReadScalar(std::string_view key, T* out);  // Defined and used only in yaml.cc.
   template <typename T>
-  void ReadScalarList(std::string_view key, std::vector<T>* out);  // Likewise.
+  void ReadScalarList(std::string_view key, std::vector<T>* out,
+                      std::string_view expected = "a list");  // Likewise.
   std::optional<size_t> ReadChoice(std::string_view key, const std::vector<std::string_view>& names);
 
   std::shared_ptr<internal::State> state_;
