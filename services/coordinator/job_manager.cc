@@ -9,6 +9,7 @@
 #include "common/logging/logging.h"
 #include "common/status/macros.h"
 #include "common/strings/strings.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "services/coordinator/job_validation.h"
 
 namespace distill::coordinator {
@@ -18,16 +19,6 @@ constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
 // Watchers get at most this many updates per second per stage.
 constexpr absl::Duration kWatchInterval = absl::Milliseconds(250);
-
-std::string Deterministic(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  message.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
 
 }  // namespace
 
@@ -95,7 +86,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> JobManager::Submit(const v1::SubmitJobR
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   ASSIGN_OR_RETURN(std::optional<v1::Job> existing, store_->FindByRequestId(request.client_request_id()));
   if (existing) {
-    if (Deterministic(existing->spec()) != Deterministic(request.spec())) {
+    if (!google::protobuf::util::MessageDifferencer::Equals(existing->spec(), request.spec())) {
       return absl::AlreadyExistsError(strings::Cat("client_request_id: \"", request.client_request_id(),
                                                    "\" already created job ", existing->job_id(),
                                                    " with a different spec"));
@@ -212,7 +203,8 @@ absl::Status JobManager::Watch(const std::string& job_id, const std::function<bo
     }
     v1::Job job = exec->Snapshot();
     for (int i = 0; i < job.stages_size(); ++i) {
-      if (i < last.stages_size() && Deterministic(job.stages(i)) == Deterministic(last.stages(i))) continue;
+      using google::protobuf::util::MessageDifferencer;
+      if (i < last.stages_size() && MessageDifferencer::Equals(job.stages(i), last.stages(i))) continue;
       if (!send(message([&](v1::WatchJobResponse& r) { *r.mutable_stage() = job.stages(i); }))) return absl::OkStatus();
     }
     last = std::move(job);
