@@ -759,6 +759,13 @@ absl::Status EvaluateStage(StageContext& ctx) {
     test.resize(static_cast<size_t>(ctx.spec.evaluation().max_examples()));
   }
   ASSIGN_OR_RETURN(curator::AnswerNormalizer normalizer, curator::AnswerNormalizer::Create(ctx.spec.task()));
+  // Every student is checked against the same gold answers: normalised once.
+  std::vector<absl::StatusOr<curator::NormalizedAnswer>> golds;
+  golds.reserve(test.size());
+  for (const v1::Example& example : test) {
+    golds.push_back(example.has_gold() ? normalizer.NormalizeGold(example)
+                                       : absl::StatusOr<curator::NormalizedAnswer>(absl::NotFoundError("no gold")));
+  }
   const v1::Job at_start = ctx.exec.Snapshot();
   const v1::TrainDetails& trained = at_start.stages(v1::STAGE_TRAIN - 1).train();
   const int64_t total = static_cast<int64_t>(test.size() * plans.size());
@@ -833,10 +840,9 @@ absl::Status EvaluateStage(StageContext& ctx) {
         (void)Unload(ctx, name);
         return CallError(strings::Cat("inference Predict (", plans[i].name, ", example ", example.id(), ")"), status);
       }
-      if (status.ok() && example.has_gold()) {
-        absl::StatusOr<curator::NormalizedAnswer> gold = normalizer.NormalizeGold(example);
+      if (status.ok() && golds[e].ok()) {
         absl::StatusOr<curator::NormalizedAnswer> got = normalizer.Normalize(example, answer.answer());
-        if (gold.ok() && got.ok() && normalizer.Matches(*got, *gold)) ++correct;
+        if (got.ok() && normalizer.Matches(*got, *golds[e])) ++correct;
       }
       result.set_examples(static_cast<int64_t>(e + 1));
       result.set_correct(correct);
