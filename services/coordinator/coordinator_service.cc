@@ -34,7 +34,10 @@ absl::Status CoordinatorService::CheckTeacherBackend(const v1::JobSpec& spec) co
 grpc::Status CoordinatorService::SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
                                            v1::SubmitJobResponse* response) {
   return rpc::Handle(guard_, context, [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckTeacherBackend(request->spec()));
+    if (absl::Status backend = CheckTeacherBackend(request->spec()); !backend.ok()) {
+      manager_->metrics().Submitted("rejected");
+      return backend;
+    }
     ASSIGN_OR_RETURN(auto submitted, manager_->Submit(*request));
     *response->mutable_job() = std::move(submitted.first);
     response->set_created(submitted.second);
@@ -129,7 +132,7 @@ rpc::ServiceDefinition CoordinatorDefinition() {
       [config](const rpc::ModuleContext& context) -> absl::StatusOr<std::unique_ptr<rpc::ServiceModule>> {
     ASSIGN_OR_RETURN(std::unique_ptr<coordinator::ServiceClients> clients, MakeClients(*config));
     ASSIGN_OR_RETURN(std::unique_ptr<coordinator::JobManager> manager,
-                     coordinator::JobManager::Start(*config, std::move(clients)));
+                     coordinator::JobManager::Start(*config, std::move(clients), context.registry));
     return std::make_unique<CoordinatorModule>(std::move(manager), context.guard);
   };
   return definition;

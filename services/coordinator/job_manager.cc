@@ -23,10 +23,13 @@ constexpr absl::Duration kWatchInterval = absl::Milliseconds(250);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Start(const CoordinatorConfig& config,
-                                                              std::unique_ptr<ServiceClients> clients) {
+                                                              std::unique_ptr<ServiceClients> clients,
+                                                              metrics::Registry* registry) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(config.database));
   ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, store->Unfinished());
-  std::unique_ptr<JobManager> manager(new JobManager(config, std::move(store), std::move(clients)));
+  ASSIGN_OR_RETURN(auto counts, store->CountByState());
+  std::unique_ptr<JobManager> manager(new JobManager(config, std::move(store), std::move(clients), registry));
+  manager->metrics_->Load(counts, unfinished);
   {
     absl::MutexLock lock(&manager->mu_);
     for (v1::Job& job : unfinished) {
@@ -40,8 +43,11 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Start(const CoordinatorC
 }
 
 JobManager::JobManager(const CoordinatorConfig& config, std::unique_ptr<JobStore> store,
-                       std::unique_ptr<ServiceClients> clients)
-    : config_(config), store_(std::move(store)), clients_(std::move(clients)) {
+                       std::unique_ptr<ServiceClients> clients, metrics::Registry* registry)
+    : config_(config),
+      store_(std::move(store)),
+      clients_(std::move(clients)),
+      metrics_(std::make_unique<JobMetrics>(*registry)) {
   env_.clients = clients_.get();
   env_.artifact_root = config_.artifact_root;
   env_.recorded_accuracy = [this](const std::string& job_id) -> std::optional<double> {
@@ -55,11 +61,14 @@ JobManager::~JobManager() { Shutdown(); }
 
 std::shared_ptr<JobExecution> JobManager::Track(v1::Job job) {
   const std::string id = job.job_id();
-  auto exec = std::make_shared<JobExecution>(std::move(job), [this](const v1::Job& j) {
-    absl::Status saved = store_->Save(j);
-    if (!saved.ok()) logging::Error("cannot save job", {{"job", j.job_id()}, {"error", std::string(saved.message())}});
-    return saved;
-  });
+  auto exec = std::make_shared<JobExecution>(
+      std::move(job),
+      [this](const v1::Job& j) {
+        absl::Status saved = store_->Save(j);
+        if (!saved.ok()) logging::Error("cannot save job", {{"job", j.job_id()}, {"error", std::string(saved.message())}});
+        return saved;
+      },
+      [this](const v1::Job& before, const v1::Job& after) { metrics_->Changed(before, after); });
   active_[id] = exec;
   return exec;
 }
@@ -77,6 +86,12 @@ std::string JobManager::NewJobId() const {
 }
 
 absl::StatusOr<std::pair<v1::Job, bool>> JobManager::Submit(const v1::SubmitJobRequest& request) {
+  absl::StatusOr<std::pair<v1::Job, bool>> submitted = DoSubmit(request);
+  metrics_->Submitted(!submitted.ok() ? "rejected" : submitted->second ? "created" : "existing");
+  return submitted;
+}
+
+absl::StatusOr<std::pair<v1::Job, bool>> JobManager::DoSubmit(const v1::SubmitJobRequest& request) {
   if (request.client_request_id().empty() || request.client_request_id().size() > 128) {
     return absl::InvalidArgumentError(strings::Cat("client_request_id: must be 1-128 bytes, got ",
                                                    request.client_request_id().size()));
@@ -103,6 +118,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> JobManager::Submit(const v1::SubmitJobR
     if (!absl::IsAlreadyExists(created) || attempt >= 5) return created;
   }
   logging::Info("job submitted", {{"job", job.job_id()}, {"name", job.spec().name()}});
+  metrics_->Created(job);
   Track(job);
   queue_.push_back(job.job_id());
   return std::make_pair(job, true);

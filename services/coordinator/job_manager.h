@@ -18,7 +18,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "distill/v1/jobs.pb.h"
+#include "common/metrics/registry.h"
 #include "services/coordinator/coordinator_config.h"
+#include "services/coordinator/job_metrics.h"
 #include "services/coordinator/pipeline/job_execution.h"
 #include "services/coordinator/pipeline/pipeline.h"
 #include "services/coordinator/store/job_store.h"
@@ -29,8 +31,10 @@ namespace distill::coordinator {
 class JobManager {
  public:
   // Opens the store, connects (lazily) to the other services, resumes unfinished jobs.
+  // Registers its metrics (job_metrics.h) with `registry`, which must outlive the manager.
   static absl::StatusOr<std::unique_ptr<JobManager>> Start(const CoordinatorConfig& config,
-                                                           std::unique_ptr<ServiceClients> clients);
+                                                           std::unique_ptr<ServiceClients> clients,
+                                                           metrics::Registry* registry);
   ~JobManager();
 
   // Validates, persists and queues a job; idempotent on client_request_id (see SubmitJob in jobs.proto).
@@ -48,9 +52,12 @@ class JobManager {
   void Shutdown();
 
   const ServiceClients& clients() const { return *clients_; }
+  JobMetrics& metrics() { return *metrics_; }
 
  private:
-  JobManager(const CoordinatorConfig& config, std::unique_ptr<JobStore> store, std::unique_ptr<ServiceClients> clients);
+  JobManager(const CoordinatorConfig& config, std::unique_ptr<JobStore> store, std::unique_ptr<ServiceClients> clients,
+             metrics::Registry* registry);
+  absl::StatusOr<std::pair<v1::Job, bool>> DoSubmit(const v1::SubmitJobRequest& request);
   void WorkerLoop();
   std::shared_ptr<JobExecution> Track(v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<JobExecution> Find(const std::string& job_id);
@@ -59,6 +66,7 @@ class JobManager {
   const CoordinatorConfig config_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<ServiceClients> clients_;
+  std::unique_ptr<JobMetrics> metrics_;
   PipelineEnv env_;
 
   absl::Mutex mu_;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -265,7 +266,23 @@ struct RunManager::Metrics {
         finished(metrics::BuildCounter()
                      .Name("distill_trainer_runs_finished_total")
                      .Help("Runs that reached a terminal state, by state.")
-                     .Register(r)) {
+                     .Register(r)),
+        steps(metrics::BuildCounter()
+                  .Name("distill_trainer_steps_total")
+                  .Help("Optimizer steps reported by the workers of every run (a resumed run counts the steps "
+                        "past the latest step it had reported).")
+                  .Register(r)
+                  .Add({})),
+        last_progress(metrics::BuildGauge()
+                          .Name("distill_trainer_last_progress_timestamp_seconds")
+                          .Help("Unix time of the latest progress event or run start of any run; 0 before any. "
+                                "A running run whose value is old is stalled.")
+                          .Register(r)
+                          .Add({})),
+        nonfinite_losses(metrics::BuildCounter()
+                             .Name("distill_trainer_nonfinite_losses_total")
+                             .Help("Progress events whose loss was NaN or infinite, by task.")
+                             .Register(r)) {
     for (const char* phase : {"data", "forward", "backward", "all_reduce", "optimizer", "total"}) {
       phases.emplace(phase, &step_seconds.Add({{"phase", phase}}, metrics::ExponentialBuckets(0.001, 2, 16)));
     }
@@ -277,11 +294,18 @@ struct RunManager::Metrics {
     for (v1::RunState state : {v1::RUN_STATE_SUCCEEDED, v1::RUN_STATE_FAILED, v1::RUN_STATE_CANCELLED}) {
       finished_by.emplace(state, &finished.Add({{"state", StateLabel(state)}}));
     }
+    // Every task up front, so that alerts on the counter have a series (at 0) from the start.
+    for (v1::LossTask task : {v1::LOSS_TASK_TOTAL, v1::LOSS_TASK_LABEL, v1::LOSS_TASK_RATIONALE, v1::LOSS_TASK_TOKEN_KL}) {
+      nonfinite_losses.Add({{"task", LossTaskLabel(task)}});
+    }
   }
 
   void ObserveProgress(const v1::StepProgress& p) {
     for (const v1::TaskLoss& l : p.losses()) {
-      if (const char* task = LossTaskLabel(l.task())) loss.Add({{"task", task}}).Set(l.loss());
+      const char* task = LossTaskLabel(l.task());
+      if (task == nullptr) continue;
+      loss.Add({{"task", task}}).Set(l.loss());
+      if (!std::isfinite(l.loss())) nonfinite_losses.Add({{"task", task}}).Increment();
     }
     learning_rate.Set(p.learning_rate());
     tokens_per_second.Set(p.tokens_per_second());
@@ -312,6 +336,9 @@ struct RunManager::Metrics {
   std::map<std::string, metrics::Counter*> started_by;
   metrics::Family<metrics::Counter>& finished;
   std::map<v1::RunState, metrics::Counter*> finished_by;
+  metrics::Counter& steps;
+  metrics::Gauge& last_progress;
+  metrics::Family<metrics::Counter>& nonfinite_losses;
 };
 
 struct RunManager::RunRecord {
@@ -807,8 +834,13 @@ void RunManager::HandleWorkerLine(RunRecord& run, std::string_view line) {
   v1::Run& r = run.run;
   switch (event.event_case()) {
     case v1::WatchRunResponse::kProgress:
+      // Steps past the latest reported; a resumed run repeats the steps after its checkpoint unseen here.
+      if (event.progress().step() > r.progress().step()) {
+        metrics_->steps.Increment(static_cast<double>(event.progress().step() - r.progress().step()));
+      }
       *r.mutable_progress() = event.progress();
       metrics_->ObserveProgress(event.progress());
+      metrics_->last_progress.Set(absl::ToDoubleSeconds(clock_->Now() - absl::UnixEpoch()));
       break;
     case v1::WatchRunResponse::kEval:
       *r.mutable_latest_eval() = event.eval();
@@ -954,6 +986,8 @@ void RunManager::Supervise(std::shared_ptr<RunRecord> record) {
     ++active_;
     SetStateLocked(run, v1::RUN_STATE_RUNNING);
     *run.run.mutable_start_time() = ToTimestamp(clock_->Now());
+    // A run that never reports a step shows as stalled counted from here.
+    metrics_->last_progress.Set(absl::ToDoubleSeconds(clock_->Now() - absl::UnixEpoch()));
   }
   for (int attempt = 0;; ++attempt) {
     GroupEnd end = RunGroup(run, attempt);

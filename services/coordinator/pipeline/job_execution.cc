@@ -15,7 +15,13 @@ v1::Job JobExecution::Snapshot() const {
 
 absl::Status JobExecution::Update(const std::function<void(v1::Job&)>& mutate) {
   absl::MutexLock lock(&mu_);
-  mutate(job_);
+  if (observer_ == nullptr) {
+    mutate(job_);
+  } else {
+    const v1::Job before = job_;
+    mutate(job_);
+    observer_(before, job_);
+  }
   ++version_;
   // Saved under the lock so that saves reach the store in the order the changes were made.
   return persist_(job_);

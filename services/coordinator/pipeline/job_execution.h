@@ -37,13 +37,16 @@ bool IsTerminal(v1::JobState state);
 class JobExecution {
  public:
   using Persist = std::function<absl::Status(const v1::Job&)>;
-  JobExecution(v1::Job job, Persist persist)
-      : job_id_(job.job_id()), job_(std::move(job)), persist_(std::move(persist)) {}
+  // Sees every change, before and after (for metrics); called under the job's lock, so it must not call
+  // back into the JobExecution.
+  using Observer = std::function<void(const v1::Job& before, const v1::Job& after)>;
+  JobExecution(v1::Job job, Persist persist, Observer observer = nullptr)
+      : job_id_(job.job_id()), job_(std::move(job)), persist_(std::move(persist)), observer_(std::move(observer)) {}
 
   v1::Job Snapshot() const;
   const std::string& job_id() const { return job_id_; }
 
-  // Applies `mutate` to the job, saves it and wakes watchers. The save's error is returned (the job in
+  // Applies `mutate` to the job, saves it, tells the observer and wakes watchers. The save's error is returned (the job in
   // memory keeps the change either way).
   absl::Status Update(const std::function<void(v1::Job&)>& mutate);
 
@@ -77,6 +80,7 @@ class JobExecution {
   v1::Job job_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   const Persist persist_;
+  const Observer observer_;
 
   absl::Mutex hooks_mu_;
   std::list<std::function<void()>> hooks_ ABSL_GUARDED_BY(hooks_mu_);

@@ -124,4 +124,16 @@ absl::StatusOr<std::vector<v1::Job>> JobStore::Unfinished() {
   return jobs;
 }
 
+absl::StatusOr<std::map<v1::JobState, int64_t>> JobStore::CountByState() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(sqlite::Statement select, db_->Prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state"));
+  std::map<v1::JobState, int64_t> counts;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    counts[static_cast<v1::JobState>(select.ColumnInt(0))] = select.ColumnInt(1);
+  }
+  return counts;
+}
+
 }  // namespace distill::coordinator

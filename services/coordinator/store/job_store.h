@@ -9,6 +9,7 @@
 //        job_id TEXT UNIQUE, client_request_id TEXT UNIQUE, state INTEGER, job BLOB)
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,8 @@ class JobStore {
   absl::StatusOr<Page> List(v1::JobState state, int page_size, int64_t before_seq);
   // Jobs that have not reached a terminal state, oldest first: what a restarted coordinator resumes.
   absl::StatusOr<std::vector<v1::Job>> Unfinished();
+  // How many jobs the store holds in each state (states without jobs are absent).
+  absl::StatusOr<std::map<v1::JobState, int64_t>> CountByState();
 
  private:
   explicit JobStore(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}

@@ -13,6 +13,11 @@ InferenceMetrics::InferenceMetrics(metrics::Registry& r)
                       .Name("distill_inference_queue_depth")
                       .Help("Requests waiting for a decoding slot, by model and version.")
                       .Register(r)),
+      queue_capacity(metrics::BuildGauge()
+                         .Name("distill_inference_queue_capacity")
+                         .Help("Requests that may wait for a decoding slot before new ones are refused "
+                               "(max_queue), by model and version.")
+                         .Register(r)),
       batch_size(metrics::BuildHistogram()
                      .Name("distill_inference_batch_size")
                      .Help("Sequences decoded together per decoding step, by model and version.")

@@ -19,6 +19,8 @@ struct InferenceMetrics {
   metrics::Family<metrics::Counter>& requests;
   // {model, version}: requests waiting for a batch slot.
   metrics::Family<metrics::Gauge>& queue_depth;
+  // {model, version}: the most requests that may wait (max_queue); queue_depth / queue_capacity is saturation.
+  metrics::Family<metrics::Gauge>& queue_capacity;
   // {model, version}: sequences decoded together per decoding step.
   metrics::Family<metrics::Histogram>& batch_size;
   // {model, version}: tokens decoded (EOS included); rate() gives tokens/s.

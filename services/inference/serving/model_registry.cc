@@ -146,6 +146,7 @@ absl::StatusOr<v1::ModelInfo> ModelRegistry::Load(const v1::LoadModelRequest& re
         &metrics_->batch_size.Add(labels, metrics::LinearBuckets(1, 1, std::min(options.engine.max_batch, 32)));
     options.engine.tokens = &metrics_->tokens.Add(labels);
     options.engine.queue_depth = &metrics_->queue_depth.Add(labels);
+    metrics_->queue_capacity.Add(labels).Set(static_cast<double>(options.engine.max_queue));
   }
   absl::StatusOr<std::shared_ptr<ServedModel>> model = ServedModel::Load(request, *dir, options);
 

@@ -397,6 +397,8 @@ TEST_F(InferenceServiceTest, AFullQueueAnswersResourceExhaustedWithARetryHint) {
   EXPECT_THAT(exposition, HasSubstr("distill_inference_time_to_first_token_seconds_bucket"));
   EXPECT_THAT(exposition, HasSubstr("distill_inference_generated_tokens_total"));
   EXPECT_THAT(exposition, HasSubstr("distill_inference_queue_depth"));
+  // max_queue of the version, the denominator of queue saturation.
+  EXPECT_THAT(exposition, ::testing::ContainsRegex("distill_inference_queue_capacity\\{model=\"plain\",version=\"[^\"]+\"\\} 1\n"));
   // Prometheus accepts the exposition as it is after real traffic.
   const std::string path = temp_.File("metrics.txt");
   std::ofstream(path) << exposition;

@@ -47,10 +47,10 @@ class TrainerServiceTest : public ::testing::Test {
 
   void TearDown() override { StopServer(); }
 
-  void StartServer(const std::string& extra_config) {
+  void StartServer(const std::string& extra_config, const std::string& worker_binary = kWorkerBinary) {
     rpc::ServiceDefinition definition = TrainerDefinition();
     auto doc = config::Document::Parse(
-        absl::StrCat("trainer:\n  artifact_root: ", root_, "\n  worker_binary: ", kWorkerBinary,
+        absl::StrCat("trainer:\n  artifact_root: ", root_, "\n  worker_binary: ", worker_binary,
                      "\n  worker_kill_grace: 5s\n", extra_config),
         "test.yaml");
     ASSERT_TRUE(doc.ok()) << doc.status();
@@ -246,9 +246,15 @@ TEST_F(TrainerServiceTest, RunTrainsToSucceededWithProgressEvalAndCheckpointEven
         "distill_trainer_checkpoint_write_seconds_count ", "distill_trainer_world_size 0",
         "distill_trainer_runs{state=\"succeeded\"} 1", "distill_trainer_worker_restarts_total 0",
         "distill_trainer_runs_started_total{outcome=\"created\"} 1",
-        "distill_trainer_runs_finished_total{state=\"succeeded\"} 1"}) {
+        "distill_trainer_runs_finished_total{state=\"succeeded\"} 1", "distill_trainer_steps_total 20",
+        "distill_trainer_nonfinite_losses_total{task=\"total\"} 0"}) {
     EXPECT_THAT(text, HasSubstr(family));
   }
+  // Set at the run's start and at each progress event: a recent Unix time.
+  const size_t at = text.find("\ndistill_trainer_last_progress_timestamp_seconds ");
+  ASSERT_NE(at, std::string::npos);
+  const double last_progress = std::stod(text.substr(text.find(' ', at + 1) + 1));
+  EXPECT_NEAR(last_progress, absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()), 300);
   const std::string path = temp_.File("trainer_metrics.txt");
   std::ofstream(path) << text;
   EXPECT_EQ(std::system((std::string(DISTILL_PROMTOOL) + " check metrics < " + path).c_str()), 0);
@@ -347,6 +353,32 @@ TEST_F(TrainerServiceTest, CrashedWorkerFailsTheRunWithItsCauseWithoutRestarts) 
   EXPECT_EQ(failed.worker_restarts(), 0);
   EXPECT_THAT(server_->registry().Serialize(),
               HasSubstr("distill_trainer_runs_finished_total{state=\"failed\"} 1"));
+}
+
+// A worker that reports a NaN loss: the run is not judged by it (the worker decides whether to go on), but
+// the non-finite loss counter and the step counter move, so an alert can fire.
+TEST_F(TrainerServiceTest, NonFiniteLossesAreCounted) {
+  StopServer();
+  const std::string worker = temp_.File("nan_worker.sh");
+  std::ofstream(worker) << "#!/bin/sh\n"
+                           "echo '{\"progress\": {\"step\": 5, \"totalSteps\": 10, \"losses\": "
+                           "[{\"task\": \"LOSS_TASK_TOTAL\", \"loss\": \"NaN\"}, "
+                           "{\"task\": \"LOSS_TASK_LABEL\", \"loss\": \"Infinity\"}, "
+                           "{\"task\": \"LOSS_TASK_RATIONALE\", \"loss\": 2.5}]}}'\n"
+                           "echo 'error: diverged' >&2\n"
+                           "exit 13\n";
+  std::filesystem::permissions(worker, std::filesystem::perms::owner_all);
+  StartServer("", worker);
+  absl::StatusOr<v1::Run> run = Start(TinyRun("nan", 10));
+  ASSERT_TRUE(run.ok()) << run.status();
+  std::vector<v1::WatchRunResponse> events = Watch(run->run_id());
+  ASSERT_TRUE(events.back().has_run());
+  EXPECT_EQ(events.back().run().state(), v1::RUN_STATE_FAILED);
+  const std::string text = server_->registry().Serialize();
+  EXPECT_THAT(text, HasSubstr("distill_trainer_nonfinite_losses_total{task=\"total\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("distill_trainer_nonfinite_losses_total{task=\"label\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("distill_trainer_nonfinite_losses_total{task=\"rationale\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("distill_trainer_steps_total 5\n"));
 }
 
 TEST_F(TrainerServiceTest, ACrashedRankOfTwoRestartsTheGroupFromItsCheckpoint) {
