@@ -26,6 +26,7 @@
 #include "common/strings/strings.h"
 #include "distill/v1/inference.grpc.pb.h"
 #include "distill/v1/jobs.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "services/coordinator/jobspec/job_yaml.h"
@@ -54,10 +55,16 @@ constexpr char kUsage[] =
     "                       ask a deployed student for an answer\n"
     "  generate --model NAME [--version V] [--rationale] [--max-new-tokens N] [--temperature T] TEXT\n"
     "                       stream a student's generation (with --rationale, the rationale first)\n"
+    "  health [--service NAME]\n"
+    "                       ask --address for its gRPC health (grpc.health.v1 Check) and print the status:\n"
+    "                       SERVING, NOT_SERVING, UNKNOWN; --service asks about one service (e.g.\n"
+    "                       distill.v1.Curator), empty = the server as a whole; --timeout defaults to 5s.\n"
+    "                       Exit 0 only when SERVING (the health probe of the images and the compose file)\n"
     "  help                 show this text; `distillctl <command> --help` lists a command's flags\n"
     "\n"
     "global flags, before or after the command:\n"
-    "  --address HOST:PORT            the coordinator (default $DISTILL_ADDRESS, else 127.0.0.1:50050)\n"
+    "  --address HOST:PORT            the coordinator, or for health any service (default\n"
+    "                                 $DISTILL_ADDRESS, else 127.0.0.1:50050)\n"
     "  --inference-address HOST:PORT  the inference service, for predict and generate\n"
     "                                 (default $DISTILL_INFERENCE_ADDRESS, else 127.0.0.1:50054)\n"
     "  --token TOKEN, --token-file PATH\n"
@@ -65,16 +72,17 @@ constexpr char kUsage[] =
     "                                 (default $DISTILL_TOKEN)\n"
     "  --output text|json             json: one JSON object per line, with the protos' field names\n"
     "                                 (watch: every WatchJobResponse; list: every Job)\n"
-    "  --timeout DURATION             deadline of unary calls, e.g. 30s (default 30s)\n"
+    "  --timeout DURATION             deadline of unary calls, e.g. 30s (default 30s; health: 5s)\n"
     "\n"
     "On a terminal, watch redraws a live view; otherwise it prints a line per stage update.\n"
     "\n"
     "exit codes:\n"
     "  0  success; for submit --watch and watch: the job SUCCEEDED, whatever its verdict\n"
-    "  1  the watched job FAILED or was CANCELLED\n"
+    "  1  the watched job FAILED or was CANCELLED; for health: the status is not SERVING\n"
     "  2  usage error, or a bad job file (its errors are printed as file:line: key: message)\n"
     "  3  the server rejected the request (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, UNAUTHENTICATED, "
-    "...)\n"
+    "...);\n"
+    "     for health: NOT_FOUND, the server does not know --service\n"
     "  4  the server is unreachable (UNAVAILABLE, DEADLINE_EXCEEDED)\n";
 
 // Flags every command takes.
@@ -128,6 +136,8 @@ class Command {
            (term == nullptr || std::string(term) != "dumb");
   }
   const std::string& address() const { return options_.address; }
+  // Replaces the 30s default of --timeout; call before Parse().
+  void set_default_timeout(absl::Duration timeout) { options_.timeout = timeout; }
   const std::string& inference_address() const { return options_.inference_address; }
 
   int Fail(int code, const std::string& message) const {
@@ -200,6 +210,10 @@ class Command {
 
   std::unique_ptr<v1::DistillationJobs::Stub> Jobs() const {
     return v1::DistillationJobs::NewStub(
+        grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials()));
+  }
+  std::unique_ptr<grpc::health::v1::Health::Stub> Health() const {
+    return grpc::health::v1::Health::NewStub(
         grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials()));
   }
   std::unique_ptr<v1::Inference::Stub> Inference() const {
@@ -632,6 +646,34 @@ int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostre
   return kExitOk;
 }
 
+// The container probe: one grpc.health.v1 Check of --address. Health checks need no token (the servers
+// leave them open for probes), but one given is sent like for any other command.
+int HealthCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Command c("health", out, err);
+  c.set_default_timeout(absl::Seconds(5));
+  std::string service;
+  cli::FlagSet flags("distillctl health [--service NAME] [global flags]");
+  flags.String("service", &service,
+               "fully qualified service name, e.g. distill.v1.Curator; empty = the server as a whole");
+  std::vector<std::string> positional;
+  int exit_code;
+  if (!c.Parse(flags, args, &positional, &exit_code)) return exit_code;
+  if (!ExpectPositional(c, positional, 0, "", &exit_code)) return exit_code;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::ClientContext context;
+  c.Prepare(&context, /*unary=*/true);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = c.Health()->Check(&context, request, &response);
+  if (!status.ok()) return c.RpcFailure(status, c.address());
+  if (c.json()) {
+    c.PrintJson(response);
+  } else {
+    out << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n" << std::flush;
+  }
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitNotServing;
+}
+
 // The index of the command in `args`: the first argument that is neither a flag nor the separate value of
 // a global flag; args.size() when there is none.
 size_t FindCommand(const std::vector<std::string>& args) {
@@ -705,6 +747,7 @@ int RunDistillctl(const std::vector<std::string>& args, std::ostream& out, std::
   if (command == "cancel") return Cancel(rest, out, err);
   if (command == "predict") return Predict(rest, out, err);
   if (command == "generate") return Generate(rest, out, err);
+  if (command == "health") return HealthCommand(rest, out, err);
   err << "distillctl: unknown command \"" << command << "\"\n\n" << kUsage;
   return kExitUsage;
 }

@@ -1,9 +1,10 @@
 #ifndef DISTILL_SERVICES_DISTILLCTL_CTL_COMMANDS_H_
 #define DISTILL_SERVICES_DISTILLCTL_CTL_COMMANDS_H_
 
-// `distillctl`: the command-line client of the coordinator (distill.v1.DistillationJobs) and of the
-// inference service (distill.v1.Inference). The usage text (kUsage in ctl_commands.cc, printed by
-// `distillctl help`) lists the commands, the global flags and the exit codes:
+// `distillctl`: the command-line client of the coordinator (distill.v1.DistillationJobs), of the
+// inference service (distill.v1.Inference) and, as a container probe, of any distill server's
+// grpc.health.v1.Health. The usage text (kUsage in ctl_commands.cc, printed by `distillctl help`) lists
+// the commands, the global flags and the exit codes:
 //
 //   distillctl [global flags] submit JOB.yaml [--watch] [--request-id ID]
 //   distillctl [global flags] watch JOB_ID
@@ -13,6 +14,7 @@
 //   distillctl [global flags] predict --model NAME [--version V] TEXT
 //   distillctl [global flags] generate --model NAME [--version V] [--rationale] [--max-new-tokens N]
 //                                      [--temperature T] TEXT
+//   distillctl [global flags] health [--service NAME]
 //
 // Global flags (--address, --inference-address, --token, --token-file, --output, --timeout) may come
 // before or after the command. Results go to `out`, diagnostics to `err`. `watch` redraws a live view in
@@ -34,6 +36,8 @@ namespace distill::ctl {
 inline constexpr int kExitOk = 0;
 // The watched job FAILED or was CANCELLED.
 inline constexpr int kExitJobFailed = 1;
+// health: the server (or --service) answered with a status other than SERVING.
+inline constexpr int kExitNotServing = 1;
 // Bad flags or arguments, or a bad job file.
 inline constexpr int kExitUsage = 2;
 // The server answered with an error (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, UNAUTHENTICATED, ...).

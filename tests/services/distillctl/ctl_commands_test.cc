@@ -1,5 +1,6 @@
 // distillctl's commands over real gRPC on loopback, against small in-test implementations of
-// DistillationJobs and Inference that record what they receive and answer from fixed data.
+// DistillationJobs and Inference that record what they receive and answer from fixed data, and (for
+// `health`) against gRPC's own health service, the one every distill server enables.
 
 #include "services/distillctl/ctl_commands.h"
 
@@ -23,7 +24,9 @@
 #include "distill/v1/jobs.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
 
@@ -581,6 +584,106 @@ TEST_F(DistillctlTest, UsageErrorsExit2) {
   const Result help = Run({"help"});
   EXPECT_EQ(help.code, kExitOk);
   EXPECT_THAT(help.out, HasSubstr("usage: distillctl"));
+}
+
+// `distillctl health` against a server with gRPC's default health service (what common/rpc/server.cc
+// enables), whose statuses the test sets.
+class DistillctlHealthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&inference_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    address_ = "127.0.0.1:" + std::to_string(port);
+    health_ = server_->GetHealthCheckService();
+    ASSERT_NE(health_, nullptr);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  Result Health(std::vector<std::string> args) {
+    args.insert(args.begin(), "health");
+    args.push_back("--address=" + address_);
+    std::ostringstream out, err;
+    const int code = RunDistillctl(args, out, err);
+    return {code, out.str(), err.str()};
+  }
+
+  TestInference inference_;
+  std::unique_ptr<grpc::Server> server_;
+  grpc::HealthCheckServiceInterface* health_ = nullptr;
+  std::string address_;
+};
+
+TEST_F(DistillctlHealthTest, ServingPrintsServingAndExits0) {
+  health_->SetServingStatus("distill.v1.Inference", true);
+  const Result overall = Health({});
+  EXPECT_EQ(overall.code, kExitOk) << overall.err;
+  EXPECT_EQ(overall.out, "SERVING\n");
+  EXPECT_EQ(overall.err, "");
+
+  const Result one = Health({"--service", "distill.v1.Inference", "--timeout", "2s"});
+  EXPECT_EQ(one.code, kExitOk) << one.err;
+  EXPECT_EQ(one.out, "SERVING\n");
+
+  const Result json = Health({"--output=json"});
+  EXPECT_EQ(json.code, kExitOk) << json.err;
+  grpc::health::v1::HealthCheckResponse response;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.out, &response).ok()) << json.out;
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(DistillctlHealthTest, NotServingPrintsTheStatusAndExits1) {
+  health_->SetServingStatus("distill.v1.Inference", false);
+  const Result one = Health({"--service=distill.v1.Inference"});
+  EXPECT_EQ(one.code, kExitNotServing) << one.err;
+  EXPECT_EQ(one.out, "NOT_SERVING\n");
+  // The server as a whole is still SERVING: only the named service is asked about.
+  EXPECT_EQ(Health({}).code, kExitOk);
+
+  health_->SetServingStatus(false);
+  const Result overall = Health({});
+  EXPECT_EQ(overall.code, kExitNotServing);
+  EXPECT_EQ(overall.out, "NOT_SERVING\n");
+
+  // A draining server answers NOT_SERVING for everything.
+  health_->SetServingStatus(true);
+  health_->Shutdown();
+  EXPECT_EQ(Health({}).out, "NOT_SERVING\n");
+}
+
+TEST_F(DistillctlHealthTest, AnUnknownServiceExits3WithNotFound) {
+  const Result r = Health({"--service", "distill.v1.Nope"});
+  EXPECT_EQ(r.code, kExitRejected);
+  EXPECT_THAT(r.err, HasSubstr("distillctl health: NOT_FOUND"));
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(DistillctlHealthTest, AnUnreachableServerExits4) {
+  std::ostringstream out, err;
+  const std::string address = "127.0.0.1:" + std::to_string(UnusedPort());
+  const int code = RunDistillctl({"health", "--address", address}, out, err);
+  EXPECT_EQ(code, kExitUnreachable);
+  EXPECT_THAT(err.str(), HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(err.str(), HasSubstr("(server " + address + ")"));
+  EXPECT_EQ(out.str(), "");
+}
+
+TEST_F(DistillctlHealthTest, UsageErrorsExit2) {
+  EXPECT_EQ(Health({"extra"}).code, kExitUsage);
+  EXPECT_EQ(Health({"--service"}).code, kExitUsage);
+  EXPECT_EQ(Health({"--timeout", "0s"}).code, kExitUsage);
+  const Result help = Health({"--help"});
+  EXPECT_EQ(help.code, kExitOk);
+  EXPECT_THAT(help.out, HasSubstr("--service"));
+  EXPECT_THAT(help.out, HasSubstr("5s"));  // The probe's own default deadline.
+  std::ostringstream out, err;
+  EXPECT_EQ(RunDistillctl({"help"}, out, err), kExitOk);
+  EXPECT_THAT(out.str(), HasSubstr("health [--service NAME]"));
 }
 
 TEST(StageEventThrottleTest, PrintsTransitionsAlwaysAndProgressEveryInterval) {
