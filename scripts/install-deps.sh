@@ -3,6 +3,8 @@
 # Idempotent: packages already present are skipped by apt-get; safe to run on every CI start.
 # --bench also installs what the benchmarks need (not needed to build or test; see
 # scripts/install-bench-deps.sh).
+# --runtime installs only the shared libraries the built binaries load (no compilers, no -dev packages):
+# the runtime stage of docker/Dockerfile.
 set -euo pipefail
 
 packages=(
@@ -21,14 +23,32 @@ packages=(
   prometheus
   # openssl makes the throwaway certificates of the TLS tests.
   openssl
+  # Go with sprig and YAML (GOPATH sources): tests/deploy/helm renders the Helm chart as helm does.
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev
 )
 
-if [ "${1:-}" = "--bench" ]; then
+# What the binaries under build/release/bin load at run time: the packages owning their NEEDED entries
+# (objdump -p, dpkg -S), plus what they dlopen. libc6 and libgcc-s1 are in every Debian image.
+# tests/deploy/compose (DeployRuntimePackagesTest) checks this list against the built binaries.
+runtime_packages=(
+  libabsl20220623 libgrpc29 libgrpc++1.51 libprotobuf32 libyaml-cpp0.7 libcurl4 libssl3 libsqlite3-0
+  libcpp-httplib0.11 libstdc++6
+  # The student model: libtorch (CPU) and, as above, the pthread OpenBLAS behind it.
+  libtorch1.13 libopenblas0-pthread
+  # The tokenizer's embedded shim dlopens libsentencepiece (common/student/tokenizer/).
+  libsentencepiece0
+  # HTTPS to teacher APIs.
+  ca-certificates
+)
+
+if [ "${1:-}" = "--runtime" ]; then
+  packages=("${runtime_packages[@]}")
+elif [ "${1:-}" = "--bench" ]; then
   # The plain-PyTorch T5 baseline of bench/student (t5_reference.py, under /usr/bin/python3): Debian's
   # PyTorch 1.13, the same libtorch the C++ side links; numpy backs its safetensors reader.
   packages+=(python3 python3-torch python3-numpy)
 elif [ $# -gt 0 ]; then
-  echo "usage: $0 [--bench]" >&2
+  echo "usage: $0 [--bench | --runtime]" >&2
   exit 2
 fi
 
