@@ -6,10 +6,6 @@
 // the condition compares, so a healthy cluster that fires nothing still proves the expression is wired to
 // real metrics.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cctype>
 #include <cstdlib>
 #include <csignal>
@@ -35,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "services/coordinator/jobspec/job_yaml.h"
 #include "tests/support/loopback_http.h"
+#include "tests/support/ports.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "yaml-cpp/yaml.h"
@@ -76,22 +73,6 @@ baselines:
 evaluation: {max_examples: 6}
 deploy: {model_name: arith, min_accuracy: 0}
 )";
-
-// A port that was free a moment ago (Prometheus takes its listen address as a flag).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string UrlEncode(const std::string& text) {
   std::string out;
@@ -216,7 +197,7 @@ class ObservabilityTest : public ::testing::Test {
     }
     const std::string path = temp_.File("prometheus.yml");
     std::ofstream(path) << config;
-    prometheus_address_ = absl::StrCat("127.0.0.1:", FreePort());
+    prometheus_address_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
     auto process = Subprocess::Start({"/usr/bin/prometheus", "--config.file=" + path,
                                       "--storage.tsdb.path=" + temp_.path() + "/tsdb",
                                       "--web.listen-address=" + prometheus_address_, "--log.level=warn"});

@@ -4,10 +4,6 @@
 
 #include "services/distillctl/ctl_commands.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -28,6 +24,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
+#include "tests/support/ports.h"
 #include "tests/support/temp_dir.h"
 
 namespace distill::ctl {
@@ -217,22 +214,6 @@ class TestInference final : public v1::Inference::Service {
   v1::GenerateRequest last_generate_ ABSL_GUARDED_BY(mu_);
 };
 
-// A port on loopback that nothing listens on: bound, then released.
-int UnusedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    close(fd);
-    return 1;
-  }
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 struct Result {
   int code;
   std::string out;
@@ -402,12 +383,12 @@ TEST_F(DistillctlTest, GetOfAnUnknownJobExits3WithTheServersCodeAndMessage) {
 TEST_F(DistillctlTest, AnUnreachableServerExits4) {
   std::ostringstream out, err;
   const int code = RunDistillctl(
-      {"get", "job-1", "--address", "127.0.0.1:" + std::to_string(UnusedPort()), "--timeout", "10s"}, out,
+      {"get", "job-1", "--address", "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort()), "--timeout", "10s"}, out,
       err);
   EXPECT_EQ(code, kExitUnreachable);
   EXPECT_THAT(err.str(), HasSubstr("UNAVAILABLE"));
   std::ostringstream watch_out, watch_err;
-  EXPECT_EQ(RunDistillctl({"watch", "job-1", "--address", "127.0.0.1:" + std::to_string(UnusedPort())},
+  EXPECT_EQ(RunDistillctl({"watch", "job-1", "--address", "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort())},
                           watch_out, watch_err),
             kExitUnreachable);
 }
@@ -665,7 +646,7 @@ TEST_F(DistillctlHealthTest, AnUnknownServiceExits3WithNotFound) {
 
 TEST_F(DistillctlHealthTest, AnUnreachableServerExits4) {
   std::ostringstream out, err;
-  const std::string address = "127.0.0.1:" + std::to_string(UnusedPort());
+  const std::string address = "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
   const int code = RunDistillctl({"health", "--address", address}, out, err);
   EXPECT_EQ(code, kExitUnreachable);
   EXPECT_THAT(err.str(), HasSubstr("UNAVAILABLE"));

@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/services/trainer/training/training_testing.h"
+#include "tests/support/ports.h"
 #include "torch/torch.h"
 
 namespace distill::trainer {
@@ -14,7 +15,7 @@ namespace {
 // Runs `body(collective)` on `world` ranks, each a thread with its own process group on loopback.
 template <typename F>
 void OnRanks(int world, F body) {
-  const int port = testing::FreePort();
+  const int port = distill::testing::FreeLoopbackPort();
   std::vector<std::thread> threads;
   for (int rank = 0; rank < world; ++rank) {
     threads.emplace_back([&, rank] {

@@ -4,10 +4,6 @@
 // Helpers shared by the training tests: a small synthetic arithmetic dataset, a tiny-preset RunSpec, and
 // readers for what a run leaves behind.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -134,20 +130,6 @@ inline double MaxAbsDifference(const student::SafetensorsFile& a, const student:
       worst = std::max(worst, double(std::fabs(x[i] - y[i])));
   }
   return worst;
-}
-
-// A TCP port that was free a moment ago (for a c10d store).
-inline int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // The test-only worker binary (trainer_worker_for_tests.cc).

@@ -17,6 +17,7 @@
 #include "services/trainer/training/trainer.h"
 #include "services/trainer/training/worker.h"
 #include "tests/services/trainer/training/training_testing.h"
+#include "tests/support/ports.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "torch/torch.h"
@@ -110,7 +111,7 @@ TEST_F(WorkerProcessTest, TwoRanksReachTheSameParametersAsOneRankWithTheSameGlob
   two.mutable_training()->mutable_distributed()->set_world_size(2);
   const std::string two_dir = dir_.File("two");
   WriteSpec(two_dir, two);
-  const int port = testing::FreePort();
+  const int port = distill::testing::FreeLoopbackPort();
   std::unique_ptr<Subprocess> rank0 = StartWorker(two_dir, 0, 2, port);
   std::unique_ptr<Subprocess> rank1 = StartWorker(two_dir, 1, 2, port);
   ASSERT_TRUE(rank0 && rank1);
@@ -195,7 +196,7 @@ TEST_F(WorkerProcessTest, ARankWhosePeerDiedFailsInsteadOfHanging) {
   spec.mutable_training()->mutable_distributed()->set_world_size(2);
   const std::string run_dir = dir_.File("run");
   WriteSpec(run_dir, spec);
-  const int port = testing::FreePort();
+  const int port = distill::testing::FreeLoopbackPort();
   std::unique_ptr<Subprocess> rank0 = StartWorker(run_dir, 0, 2, port);
   std::unique_ptr<Subprocess> rank1 = StartWorker(run_dir, 1, 2, port, /*block_after_step=*/3);
   ASSERT_TRUE(rank0 && rank1);
