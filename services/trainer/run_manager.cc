@@ -320,6 +320,9 @@ struct RunManager::Metrics {
     }
   }
 
+  // The stall alert's clock: a step was reported, or a run started, at `now`.
+  void MarkProgress(absl::Time now) { last_progress.Set(absl::ToDoubleSeconds(now - absl::UnixEpoch())); }
+
   metrics::Family<metrics::Gauge>& loss;
   metrics::Gauge& learning_rate;
   metrics::Gauge& tokens_per_second;
@@ -840,7 +843,7 @@ void RunManager::HandleWorkerLine(RunRecord& run, std::string_view line) {
       }
       *r.mutable_progress() = event.progress();
       metrics_->ObserveProgress(event.progress());
-      metrics_->last_progress.Set(absl::ToDoubleSeconds(clock_->Now() - absl::UnixEpoch()));
+      metrics_->MarkProgress(clock_->Now());
       break;
     case v1::WatchRunResponse::kEval:
       *r.mutable_latest_eval() = event.eval();
@@ -987,7 +990,7 @@ void RunManager::Supervise(std::shared_ptr<RunRecord> record) {
     SetStateLocked(run, v1::RUN_STATE_RUNNING);
     *run.run.mutable_start_time() = ToTimestamp(clock_->Now());
     // A run that never reports a step shows as stalled counted from here.
-    metrics_->last_progress.Set(absl::ToDoubleSeconds(clock_->Now() - absl::UnixEpoch()));
+    metrics_->MarkProgress(clock_->Now());
   }
   for (int attempt = 0;; ++attempt) {
     GroupEnd end = RunGroup(run, attempt);
