@@ -90,6 +90,23 @@ func copyChart(t *testing.T) string {
 	return dst
 }
 
+// expectStaticProblems loads the chart in dir and fails the test unless CheckChartStatic reports each of
+// wants; returns the chart.
+func expectStaticProblems(t *testing.T, dir string, wants ...string) *Chart {
+	t.Helper()
+	c, err := LoadChart(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(CheckChartStatic(c), "\n")
+	for _, want := range wants {
+		if !strings.Contains(problems, want) {
+			t.Errorf("want %q in:\n%s", want, problems)
+		}
+	}
+	return c
+}
+
 func TestUndefinedValueInATemplateIsReported(t *testing.T) {
 	dir := copyChart(t)
 	bad := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n" +
@@ -99,22 +116,12 @@ func TestUndefinedValueInATemplateIsReported(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "templates", "zz-bad.yaml"), []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadChart(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems := strings.Join(CheckChartStatic(c), "\n")
-	for _, want := range []string{
+	c := expectStaticProblems(t, dir,
 		"distill/templates/zz-bad.yaml:6: .Values.trainer.doesNotExist is not defined in values.yaml",
 		"distill/templates/zz-bad.yaml:8: .Values.nope.deeper is not defined in values.yaml",
-		"distill/templates/zz-bad.yaml:10: .Values.log.level.more: .Values.log.level is a string, not a map",
-	} {
-		if !strings.Contains(problems, want) {
-			t.Errorf("want %q in:\n%s", want, problems)
-		}
-	}
+		"distill/templates/zz-bad.yaml:10: .Values.log.level.more: .Values.log.level is a string, not a map")
 	// Strict rendering refuses it too (the first missing key stops it).
-	_, _, err = Render(c, RenderOptions{ReleaseName: "ml", Namespace: "ml", Values: c.Values, Strict: true})
+	_, _, err := Render(c, RenderOptions{ReleaseName: "ml", Namespace: "ml", Values: c.Values, Strict: true})
 	if err == nil || !strings.Contains(err.Error(), `map has no entry for key "doesNotExist"`) {
 		t.Errorf("strict render: %v", err)
 	}
@@ -139,19 +146,9 @@ func TestUnusedValueIsReported(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "values.yaml"), values, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadChart(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems := strings.Join(CheckChartStatic(c), "\n")
-	for _, want := range []string{
+	expectStaticProblems(t, dir,
 		"values.yaml: forgottenKnob is not read by any template",
-		"values.yaml: curator.retiredOption is not read by any template",
-	} {
-		if !strings.Contains(problems, want) {
-			t.Errorf("want %q in:\n%s", want, problems)
-		}
-	}
+		"values.yaml: curator.retiredOption is not read by any template")
 }
 
 func TestAVariantThatDoesNotFailAsExpectedIsReported(t *testing.T) {

@@ -136,6 +136,21 @@ func deepCopyValue(v interface{}) interface{} {
 	}
 }
 
+// parentMap returns the map that holds the last of `keys` (a.b.c: values["a"]["b"]), creating the maps on
+// the way, and replacing anything there that is not a map.
+func parentMap(values map[string]interface{}, keys []string) map[string]interface{} {
+	m := values
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]interface{})
+		if !ok {
+			next = map[string]interface{}{}
+			m[k] = next
+		}
+		m = next
+	}
+	return m
+}
+
 // ParseSet applies one --set a.b.c=value: the value is read as Helm's strvals reads it (true/false,
 // null, integers as int64, anything else a string).
 func ParseSet(values map[string]interface{}, expr string) error {
@@ -158,15 +173,7 @@ func ParseSet(values map[string]interface{}, expr string) error {
 			value = i
 		}
 	}
-	m := values
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]interface{})
-		if !ok {
-			next = map[string]interface{}{}
-			m[k] = next
-		}
-		m = next
-	}
+	m := parentMap(values, keys)
 	last := keys[len(keys)-1]
 	if value == nil {
 		delete(m, last)

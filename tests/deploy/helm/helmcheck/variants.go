@@ -163,16 +163,7 @@ func setNulls(set map[string]interface{}, exprs []string) map[string]interface{}
 			continue
 		}
 		keys := strings.Split(strings.TrimSuffix(e, "=null"), ".")
-		m := set
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := m[k].(map[string]interface{})
-			if !ok {
-				next = map[string]interface{}{}
-				m[k] = next
-			}
-			m = next
-		}
-		m[keys[len(keys)-1]] = nil
+		parentMap(set, keys)[keys[len(keys)-1]] = nil
 	}
 	return set
 }
