@@ -1,8 +1,12 @@
 #include "common/student/model/training_ops.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <mutex>
 #include <vector>
 
@@ -178,12 +182,111 @@ torch::Tensor AttentionComposition(const torch::Tensor& query, const torch::Tens
   return torch::matmul(Dropout(weights, p, train), value);
 }
 
+// The BLAS sgemm_ libtorch itself calls (its CPU matmuls go to the BLAS it was linked against), found in
+// the process rather than linked: null when libtorch runs without one, and then HeadsMatmul declines.
+using SgemmFn = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                         const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                         const float* beta, float* c, const int* ldc);
+
+SgemmFn Sgemm() {
+  static const SgemmFn fn = reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return fn;
+}
+
+// One [rows, cols] matrix of a 4-D tensor's last two dimensions as column-major BLAS sees it: either its
+// rows are contiguous (stride(3) == 1; BLAS sees the transpose, "N" on it means the transpose) or its
+// columns are (stride(2) == 1).
+struct BlasOperand {
+  bool rows_contiguous = true;
+  int64_t ld = 0;
+};
+
+// The operand for x's matrices, or nullopt when neither dimension has unit stride (or the leading
+// dimension would not satisfy BLAS's minimum).
+std::optional<BlasOperand> AsBlasOperand(const torch::Tensor& x) {
+  const int64_t rows = x.size(2), cols = x.size(3);
+  if (x.stride(3) == 1 && (rows == 1 || x.stride(2) >= std::max<int64_t>(cols, 1))) {
+    return BlasOperand{true, rows == 1 ? std::max<int64_t>(cols, 1) : x.stride(2)};
+  }
+  if (x.stride(2) == 1 && (cols == 1 || x.stride(3) >= std::max<int64_t>(rows, 1))) {
+    return BlasOperand{false, cols == 1 ? std::max<int64_t>(rows, 1) : x.stride(3)};
+  }
+  return std::nullopt;
+}
+
+// out[b, h] = a[b, h] @ b[b, h] for float32 CPU tensors a [B, H, M, K], b [B, H, K, N] and out [B, H, M, N]
+// (out's rows contiguous), any batch strides, each product one sgemm_ call on the matrices where they lie.
+// This is what libtorch's bmm does on the CPU without MKL, less its per-matrix select, resolve_conj and
+// addmm bookkeeping (about 1 us per matrix, more than the product itself at T5-tiny's head sizes), and
+// without the copies matmul makes of transposed 4-D views. Returns false, leaving `out` alone, when sgemm_
+// is not there or a layout does not suit it; the caller then uses torch::matmul.
+bool HeadsMatmul(const torch::Tensor& a, const torch::Tensor& b, torch::Tensor& out) {
+  const SgemmFn sgemm = Sgemm();
+  if (sgemm == nullptr || out.stride(3) != 1) return false;
+  const std::optional<BlasOperand> oa = AsBlasOperand(a), ob = AsBlasOperand(b);
+  const int64_t batch = a.size(0), heads = a.size(1), m = a.size(2), k = a.size(3), n = b.size(3);
+  const int64_t limit = std::numeric_limits<int>::max();
+  if (!oa || !ob || m > limit || n > limit || k > limit || oa->ld > limit || ob->ld > limit ||
+      out.stride(2) > limit) {
+    return false;
+  }
+  if (m == 0 || n == 0) return true;
+  if (k == 0) {
+    out.zero_();
+    return true;
+  }
+  // Row-major out = a @ b is column-major out^T = b^T @ a^T: b comes first. A row-contiguous matrix is, to
+  // column-major BLAS, already its transpose ("N"); a column-contiguous one needs "T".
+  const char* op_b = ob->rows_contiguous ? "N" : "T";
+  const char* op_a = oa->rows_contiguous ? "N" : "T";
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+  const int lda = static_cast<int>(oa->ld), ldb = static_cast<int>(ob->ld);
+  const int ldc = static_cast<int>(m == 1 ? std::max<int64_t>(n, 1) : out.stride(2));
+  const float one = 1, zero = 0;
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* pc = out.data_ptr<float>();
+  for (int64_t i = 0; i < batch; ++i) {
+    for (int64_t j = 0; j < heads; ++j) {
+      sgemm(op_b, op_a, &in, &im, &ik, &one, pb + i * b.stride(0) + j * b.stride(1), &ldb,
+            pa + i * a.stride(0) + j * a.stride(1), &lda, &zero, pc + i * out.stride(0) + j * out.stride(1),
+            &ldc);
+    }
+  }
+  return true;
+}
+
+// An uninitialised [B, H, rows, cols] float32 tensor whose memory is laid out [B, rows, H, cols]: the
+// layout of the projections the heads were split from, so the model's transpose(1, 2).reshape back to
+// [B, rows, H * cols] (and autograd's way back through Heads) is a view, not a copy.
+torch::Tensor EmptyHeadsMinor(int64_t batch, int64_t heads, int64_t rows, int64_t cols,
+                              const torch::TensorOptions& options) {
+  return torch::empty({batch, rows, heads, cols}, options).permute({0, 2, 1, 3});
+}
+
+// a @ b over the leading [B, H] dimensions, into a fresh tensor (heads_minor: laid out as EmptyHeadsMinor);
+// torch::matmul when HeadsMatmul declines.
+torch::Tensor MatmulHeads(const torch::Tensor& a, const torch::Tensor& b, bool heads_minor) {
+  const int64_t batch = a.size(0), heads = a.size(1), m = a.size(2), n = b.size(3);
+  if (a.dim() == 4 && b.dim() == 4 && b.size(0) == batch && b.size(1) == heads && b.size(2) == a.size(3) &&
+      a.scalar_type() == torch::kFloat32 && b.scalar_type() == torch::kFloat32 &&
+      a.device().is_cpu() && b.device().is_cpu()) {
+    torch::Tensor out = heads_minor ? EmptyHeadsMinor(batch, heads, m, n, a.options())
+                                    : torch::empty({batch, heads, m, n}, a.options());
+    if (HeadsMatmul(a, b, out)) return out;
+  }
+  return torch::matmul(a, b);
+}
+
 class AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& query, const torch::Tensor& key,
                                const torch::Tensor& value, const torch::Tensor& bias, double p, bool train) {
-    // The kernels of AttentionComposition, in its order (the mask's seed is drawn at the same point).
-    torch::Tensor weights = torch::softmax(torch::matmul(query, key.transpose(2, 3)) + bias, -1);
+    // AttentionComposition's function in its order (the mask's seed is drawn at the same point), with the
+    // products as MatmulHeads and the bias added in place.
+    torch::Tensor scores = MatmulHeads(query, key.transpose(2, 3), /*heads_minor=*/false);
+    torch::Tensor weights = torch::softmax(scores.add_(bias), -1);
+    scores = torch::Tensor();
     torch::Tensor mask, dropped = weights;
     if (NeedsDropout(weights, p, train)) {
       mask = DropoutMask(weights, p);
@@ -192,7 +295,7 @@ class AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunc
     ctx->save_for_backward({query, key, value, weights, dropped, mask});
     ctx->saved_data["bias_sizes"] = bias.sizes().vec();
     ctx->saved_data["bias_grad"] = bias.requires_grad();
-    return torch::matmul(dropped, value);
+    return MatmulHeads(dropped, value, /*heads_minor=*/true);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
@@ -204,13 +307,14 @@ class AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunc
     const torch::Tensor& dropped = saved[4];
     const torch::Tensor& mask = saved[5];
     const torch::Tensor& grad = grad_outputs[0];
-    torch::Tensor grad_weights = torch::matmul(grad, value.transpose(2, 3));
-    torch::Tensor grad_value = torch::matmul(dropped.transpose(2, 3), grad);
-    if (mask.defined()) grad_weights = grad_weights * mask;
+    torch::Tensor grad_weights = MatmulHeads(grad, value.transpose(2, 3), /*heads_minor=*/false);
+    torch::Tensor grad_value = MatmulHeads(dropped.transpose(2, 3), grad, /*heads_minor=*/true);
+    if (mask.defined()) grad_weights.mul_(mask);
     torch::Tensor grad_scores =
         torch::_softmax_backward_data(grad_weights, weights, -1, weights.scalar_type());
-    torch::Tensor grad_query = torch::matmul(grad_scores, key);
-    torch::Tensor grad_key = torch::matmul(grad_scores.transpose(2, 3), query);
+    grad_weights = torch::Tensor();
+    torch::Tensor grad_query = MatmulHeads(grad_scores, key, /*heads_minor=*/true);
+    torch::Tensor grad_key = MatmulHeads(grad_scores.transpose(2, 3), query, /*heads_minor=*/true);
     torch::Tensor grad_bias;
     if (ctx->saved_data["bias_grad"].toBool()) {
       grad_bias = grad_scores.sum_to_size(ctx->saved_data["bias_sizes"].toIntVector());

@@ -32,11 +32,14 @@ torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
 
 // T5's attention between the projections: dropout(softmax(query @ key^T + bias)) @ value, with no
 // 1/sqrt(d_kv) scaling. query [B, H, T, d], key and value [B, H, S, d], bias broadcastable to [B, H, T, S]
-// (it may require grad: the relative position bias does) -> [B, H, T, d]. Forward runs that composition's
-// libtorch kernels (Dropout for the dropout), so its values are bit-identical to it; autograd records one
-// node instead of about ten, and the backward runs only the kernels the gradients need (four matmuls,
-// the mask product, softmax's backward and, when bias requires grad, its reduction). float32 only; other
-// dtypes take the composition.
+// (it may require grad: the relative position bias does) -> [B, H, T, d], laid out in memory as
+// [B, T, H, d] so that transposing back to [B, T, H * d] is a view. With a graph to record, autograd gets
+// one node instead of about ten, whose backward runs only the kernels the gradients need (four products,
+// the mask product, softmax's backward and, when bias requires grad, its reduction), and every per-head
+// product is one call to the BLAS sgemm libtorch uses, on the heads where they lie (the model's heads are
+// transposed views of the projections): no copies, none of bmm's per-matrix bookkeeping. Values equal the
+// composition's to rounding (bit-identical where libtorch's own matmul also calls sgemm per matrix; it
+// sums tiny matrices in its own loop). Without a graph, or for other dtypes, runs the composition.
 torch::Tensor AttentionCore(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
                             const torch::Tensor& bias, double p, bool train);
 
