@@ -190,15 +190,14 @@ class DenseReluDense : public torch::nn::Module {
     if (gated_) {
       // gelu_new is the tanh approximation of GELU.
       if (is_training()) {
-        std::vector<torch::Tensor> wi = FusedProjections(x, {wi_0->weight, wi_1->weight});
-        hidden = torch::gelu(wi[0], "tanh") * wi[1];
+        // One matmul by [wi_0; wi_1], then gelu, product and dropout as one node.
+        hidden = GatedGelu(torch::matmul(x, torch::cat({wi_0->weight, wi_1->weight}).t()), dropout_, true);
       } else {
-        hidden = torch::gelu((*wi_0)(x), "tanh") * (*wi_1)(x);
+        hidden = Dropout(torch::gelu((*wi_0)(x), "tanh") * (*wi_1)(x), dropout_, false);
       }
     } else {
-      hidden = torch::relu((*wi)(x));
+      hidden = Dropout(torch::relu((*wi)(x)), dropout_, is_training());
     }
-    hidden = Dropout(hidden, dropout_, is_training());
     return (*wo)(hidden);
   }
 

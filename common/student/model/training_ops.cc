@@ -5,15 +5,20 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <cmath>
 #include <limits>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "ATen/CPUGeneratorImpl.h"
 #include "ATen/Parallel.h"
 #include "c10/util/Exception.h"
 #include "torch/autograd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace distill::student {
 namespace {
@@ -106,6 +111,73 @@ torch::Tensor RmsNormComposition(const torch::Tensor& x, const torch::Tensor& we
   return weight * (x32 * torch::rsqrt(variance + eps)).to(weight.scalar_type());
 }
 
+// RmsNormFunction's backward over rows [begin, end): grad_x rows, and grad_w accumulated.
+struct RmsRows {
+  const float* x;
+  const float* w;
+  const float* inv;
+  const float* grad;
+  float* grad_x;
+  int64_t dim;
+};
+
+void RmsNormBackwardScalar(const RmsRows& a, int64_t begin, int64_t end, float* grad_w) {
+  const int64_t dim = a.dim;
+  for (int64_t r = begin; r < end; ++r) {
+    const float* xr = a.x + r * dim;
+    const float* gr = a.grad + r * dim;
+    float* dxr = a.grad_x + r * dim;
+    const float s = a.inv[r];
+    float dot = 0;
+    for (int64_t j = 0; j < dim; ++j) dot += gr[j] * a.w[j] * xr[j];
+    const float c = s * s * s * dot / static_cast<float>(dim);
+    for (int64_t j = 0; j < dim; ++j) {
+      dxr[j] = s * gr[j] * a.w[j] - xr[j] * c;
+      grad_w[j] += gr[j] * xr[j] * s;
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DISTILL_RMS_AVX2 1
+
+bool UseRmsAvx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2;
+}
+
+// The scalar loop eight columns at a time (columns past the last multiple of 8 as the scalar loop does).
+__attribute__((target("avx2,fma"))) void RmsNormBackwardAvx2(const RmsRows& a, int64_t rows, float* grad_w) {
+  const int64_t dim = a.dim, vec_end = dim / 8 * 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = a.x + r * dim;
+    const float* gr = a.grad + r * dim;
+    float* dxr = a.grad_x + r * dim;
+    const float s = a.inv[r];
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t j = 0; j < vec_end; j += 8) {
+      acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(gr + j), _mm256_loadu_ps(a.w + j)),
+                            _mm256_loadu_ps(xr + j), acc);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    float dot = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for (int64_t j = vec_end; j < dim; ++j) dot += gr[j] * a.w[j] * xr[j];
+    const float c = s * s * s * dot / static_cast<float>(dim);
+    const __m256 vs = _mm256_set1_ps(s), vc = _mm256_set1_ps(c);
+    for (int64_t j = 0; j < vec_end; j += 8) {
+      const __m256 g = _mm256_loadu_ps(gr + j), x = _mm256_loadu_ps(xr + j);
+      _mm256_storeu_ps(dxr + j, _mm256_fnmadd_ps(x, vc, _mm256_mul_ps(vs, _mm256_mul_ps(g, _mm256_loadu_ps(a.w + j)))));
+      _mm256_storeu_ps(grad_w + j, _mm256_fmadd_ps(_mm256_mul_ps(g, x), vs, _mm256_loadu_ps(grad_w + j)));
+    }
+    for (int64_t j = vec_end; j < dim; ++j) {
+      dxr[j] = s * gr[j] * a.w[j] - xr[j] * c;
+      grad_w[j] += gr[j] * xr[j] * s;
+    }
+  }
+}
+#endif
+
 // Autograd records six nodes for the composition, and their backward runs about a dozen kernels with as
 // many temporaries; this backward is one pass over the rows.
 class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
@@ -136,19 +208,16 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     // y = w * x * s with s = (mean(x^2) + eps)^-1/2, so dL/dx = s * g * w - x * s^3 * sum(g * w * x) / D
     // and dL/dw = sum over rows of g * x * s.
     std::vector<float> grad_w(dim, 0.0f);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = xp + r * dim;
-      const float* gr = gp + r * dim;
-      float* dxr = dxp + r * dim;
-      const float s = ip[r];
-      float dot = 0;
-      for (int64_t j = 0; j < dim; ++j) dot += gr[j] * wp[j] * xr[j];
-      const float c = s * s * s * dot / static_cast<float>(dim);
-      for (int64_t j = 0; j < dim; ++j) {
-        dxr[j] = s * gr[j] * wp[j] - xr[j] * c;
-        grad_w[j] += gr[j] * xr[j] * s;
-      }
+    const RmsRows rows_args{xp, wp, ip, gp, dxp, dim};
+#ifdef DISTILL_RMS_AVX2
+    if (UseRmsAvx2()) {
+      RmsNormBackwardAvx2(rows_args, rows, grad_w.data());
+    } else {
+      RmsNormBackwardScalar(rows_args, 0, rows, grad_w.data());
     }
+#else
+    RmsNormBackwardScalar(rows_args, 0, rows, grad_w.data());
+#endif
     torch::Tensor grad_weight = torch::tensor(grad_w, weight.options());
     return {grad_x, grad_weight, torch::Tensor()};
   }
@@ -323,6 +392,209 @@ class AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunc
   }
 };
 
+
+// ---------------------------------------------------------------------------------------------------
+// Gated GELU: gelu_tanh(a) * b (times the dropout mask), where gelu_tanh(a) = a/2 * (1 + tanh(u)),
+// u = sqrt(2/pi) * (a + 0.044715 a^3), and its backward, one pass over the rows each.
+
+constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
+constexpr float kGeluCubic = 0.044715f;
+
+// Row ranges of the gated GELU, on [rows, 2F] projections (a = columns [0, F), b = [F, 2F)) with row
+// stride `ld`, and [rows, F] contiguous `mask` (nullptr: none), hidden, gradients.
+struct GatedGeluArgs {
+  const float* projected;
+  int64_t ld;
+  int64_t width;  // F
+  const float* mask;
+};
+
+inline void GatedGeluForwardScalar(const GatedGeluArgs& g, int64_t row, int64_t begin, float* out) {
+  const float* a = g.projected + row * g.ld;
+  const float* b = a + g.width;
+  const float* m = g.mask == nullptr ? nullptr : g.mask + row * g.width;
+  for (int64_t j = begin; j < g.width; ++j) {
+    const float x = a[j];
+    const float t = std::tanh(kGeluScale * (x + kGeluCubic * x * x * x));
+    const float h = 0.5f * x * (1.0f + t) * b[j];
+    out[j] = m == nullptr ? h : h * m[j];
+  }
+}
+
+inline void GatedGeluBackwardScalar(const GatedGeluArgs& g, int64_t row, int64_t begin, const float* grad,
+                                    float* grad_projected) {
+  const float* a = g.projected + row * g.ld;
+  const float* b = a + g.width;
+  const float* m = g.mask == nullptr ? nullptr : g.mask + row * g.width;
+  float* da = grad_projected + row * 2 * g.width;
+  float* db = da + g.width;
+  for (int64_t j = begin; j < g.width; ++j) {
+    const float x = a[j];
+    const float t = std::tanh(kGeluScale * (x + kGeluCubic * x * x * x));
+    const float gm = m == nullptr ? grad[j] : grad[j] * m[j];
+    const float gelu = 0.5f * x * (1.0f + t);
+    const float dgelu =
+        0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kGeluScale * (1.0f + 3.0f * kGeluCubic * x * x);
+    db[j] = gm * gelu;
+    da[j] = gm * b[j] * dgelu;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DISTILL_GELU_AVX2 1
+
+// tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|): an absolute error of a few 1e-8, which is what
+// GELU's 1 + tanh needs. exp by Cody-Waite reduction to |r| <= ln2/2 and a degree-6 polynomial.
+__attribute__((target("avx2,fma"))) inline __m256 Tanh8(__m256 u) {
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  const __m256 abs_u = _mm256_andnot_ps(sign_bit, u);
+  // x = -2|u| clamped where exp underflows (tanh is 1 in float well before).
+  const __m256 x = _mm256_max_ps(_mm256_mul_ps(abs_u, _mm256_set1_ps(-2.0f)), _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+  return _mm256_or_ps(t, _mm256_and_ps(u, sign_bit));
+}
+
+__attribute__((target("avx2,fma"))) void GatedGeluForwardAvx2(const GatedGeluArgs& g, int64_t row, float* out) {
+  const float* a = g.projected + row * g.ld;
+  const float* b = a + g.width;
+  const float* m = g.mask == nullptr ? nullptr : g.mask + row * g.width;
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  int64_t j = 0;
+  for (; j + 8 <= g.width; j += 8) {
+    const __m256 x = _mm256_loadu_ps(a + j);
+    const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    const __m256 u = _mm256_mul_ps(_mm256_set1_ps(kGeluScale), _mm256_fmadd_ps(_mm256_set1_ps(kGeluCubic), x3, x));
+    __m256 h = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, Tanh8(u))),
+                             _mm256_loadu_ps(b + j));
+    if (m != nullptr) h = _mm256_mul_ps(h, _mm256_loadu_ps(m + j));
+    _mm256_storeu_ps(out + j, h);
+  }
+  GatedGeluForwardScalar(g, row, j, out);
+}
+
+__attribute__((target("avx2,fma"))) void GatedGeluBackwardAvx2(const GatedGeluArgs& g, int64_t row,
+                                                               const float* grad, float* grad_projected) {
+  const float* a = g.projected + row * g.ld;
+  const float* b = a + g.width;
+  const float* m = g.mask == nullptr ? nullptr : g.mask + row * g.width;
+  float* da = grad_projected + row * 2 * g.width;
+  float* db = da + g.width;
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  const __m256 scale = _mm256_set1_ps(kGeluScale), cubic = _mm256_set1_ps(kGeluCubic);
+  const __m256 cubic3 = _mm256_set1_ps(3.0f * kGeluCubic);
+  int64_t j = 0;
+  for (; j + 8 <= g.width; j += 8) {
+    const __m256 x = _mm256_loadu_ps(a + j);
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    const __m256 u = _mm256_mul_ps(scale, _mm256_fmadd_ps(cubic, _mm256_mul_ps(x2, x), x));
+    const __m256 t = Tanh8(u);
+    __m256 gm = _mm256_loadu_ps(grad + j);
+    if (m != nullptr) gm = _mm256_mul_ps(gm, _mm256_loadu_ps(m + j));
+    const __m256 one_plus_t = _mm256_add_ps(one, t);
+    const __m256 gelu = _mm256_mul_ps(_mm256_mul_ps(half, x), one_plus_t);
+    // 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3c x^2)
+    const __m256 du = _mm256_mul_ps(scale, _mm256_fmadd_ps(cubic3, x2, one));
+    const __m256 sech2 = _mm256_fnmadd_ps(t, t, one);
+    const __m256 dgelu =
+        _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(half, x), sech2), du, _mm256_mul_ps(half, one_plus_t));
+    _mm256_storeu_ps(db + j, _mm256_mul_ps(gm, gelu));
+    _mm256_storeu_ps(da + j, _mm256_mul_ps(_mm256_mul_ps(gm, _mm256_loadu_ps(b + j)), dgelu));
+  }
+  GatedGeluBackwardScalar(g, row, j, grad, grad_projected);
+}
+#endif
+
+bool UseGeluAvx2() {
+#ifdef DISTILL_GELU_AVX2
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2;
+#else
+  return false;
+#endif
+}
+
+torch::Tensor GatedGeluComposition(const torch::Tensor& projected, double p, bool train) {
+  std::vector<torch::Tensor> ab = projected.chunk(2, -1);
+  return Dropout(torch::gelu(ab[0], "tanh") * ab[1], p, train);
+}
+
+class GatedGeluFunction : public torch::autograd::Function<GatedGeluFunction> {
+ public:
+  // projected [..., 2F] with contiguous rows (any row stride).
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& projected, double p, bool train) {
+    const int64_t width = projected.size(-1) / 2;
+    const int64_t rows = projected.numel() / std::max<int64_t>(2 * width, 1);
+    std::vector<int64_t> sizes = projected.sizes().vec();
+    sizes.back() = width;
+    torch::Tensor hidden = torch::empty(sizes, projected.options());
+    torch::Tensor mask;  // [..., F] contiguous, or undefined for no dropout
+    if (NeedsDropout(projected, p, train)) {
+      mask = p == 1 ? torch::zeros(sizes, projected.options()) : DropoutMask(hidden, p);
+    }
+    const torch::Tensor flat = projected.reshape({rows, 2 * width});
+    const GatedGeluArgs args{flat.data_ptr<float>(), flat.stride(0), width,
+                             mask.defined() ? mask.data_ptr<float>() : nullptr};
+    float* out = hidden.data_ptr<float>();
+    const bool avx2 = UseGeluAvx2();
+    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t r = begin; r < end; ++r) {
+#ifdef DISTILL_GELU_AVX2
+                         if (avx2) {
+                           GatedGeluForwardAvx2(args, r, out + r * width);
+                           continue;
+                         }
+#endif
+                         GatedGeluForwardScalar(args, r, 0, out + r * width);
+                       }
+                     });
+    ctx->save_for_backward({flat, mask});
+    ctx->saved_data["sizes"] = projected.sizes().vec();
+    return hidden;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& flat = saved[0];
+    const torch::Tensor& mask = saved[1];
+    const int64_t rows = flat.size(0), width = flat.size(1) / 2;
+    const torch::Tensor grad = grad_outputs[0].contiguous();
+    torch::Tensor grad_projected = torch::empty({rows, 2 * width}, flat.options());
+    const GatedGeluArgs args{flat.data_ptr<float>(), flat.stride(0), width,
+                             mask.defined() ? mask.data_ptr<float>() : nullptr};
+    const float* g = grad.data_ptr<float>();
+    float* out = grad_projected.data_ptr<float>();
+    const bool avx2 = UseGeluAvx2();
+    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t r = begin; r < end; ++r) {
+#ifdef DISTILL_GELU_AVX2
+                         if (avx2) {
+                           GatedGeluBackwardAvx2(args, r, g + r * width, out);
+                           continue;
+                         }
+#endif
+                         GatedGeluBackwardScalar(args, r, 0, g + r * width, out);
+                       }
+                     });
+    return {grad_projected.view(ctx->saved_data["sizes"].toIntVector()), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 torch::Tensor Dropout(const torch::Tensor& x, double p, bool train) {
@@ -354,6 +626,17 @@ torch::Tensor AttentionCore(const torch::Tensor& query, const torch::Tensor& key
     return AttentionComposition(query, key, value, bias, p, train);
   }
   return AttentionCoreFunction::apply(query, key, value, bias, p, train);
+}
+
+torch::Tensor GatedGelu(const torch::Tensor& projected, double p, bool train) {
+  TORCH_CHECK(projected.dim() >= 1 && projected.size(-1) % 2 == 0,
+              "GatedGelu: the last dimension must be even (two halves), got ", projected.sizes());
+  const bool needs_graph = torch::GradMode::is_enabled() && projected.requires_grad();
+  if (!needs_graph || projected.scalar_type() != torch::kFloat32 || !projected.device().is_cpu() ||
+      projected.stride(-1) != 1 || projected.numel() >= (int64_t{1} << 32)) {
+    return GatedGeluComposition(projected, p, train);
+  }
+  return GatedGeluFunction::apply(projected, p, train);
 }
 
 }  // namespace distill::student

@@ -43,6 +43,15 @@ torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
 torch::Tensor AttentionCore(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
                             const torch::Tensor& bias, double p, bool train);
 
+// T5 v1.1's gated feed-forward between its projections: dropout(gelu_tanh(a) * b, p) where `projected`
+// [..., 2F] is a and b side by side ([..., :F] and [..., F:]: the output of one matmul by the stacked
+// wi_0 and wi_1 weights) -> [..., F]. With a graph to record (float32), autograd gets one node whose
+// forward and backward are each one vectorised pass (tanh computed in place, to a few 1e-8 absolute), in
+// place of gelu, the product and the dropout product with their three backwards and the split's
+// concatenation; the gradient comes back as one [..., 2F] tensor. The dropout mask is Dropout's (same
+// seed draw). Values equal the composition's to ~1e-6 relative. Otherwise runs the composition.
+torch::Tensor GatedGelu(const torch::Tensor& projected, double p, bool train);
+
 }  // namespace distill::student
 
 #endif  // DISTILL_COMMON_STUDENT_MODEL_TRAINING_OPS_H_

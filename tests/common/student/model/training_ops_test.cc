@@ -223,5 +223,60 @@ TEST(AttentionCoreTest, WithoutGradIsTheComposition) {
                            AttentionReference(q, k, v, bias, 0.0)));
 }
 
+torch::Tensor GatedGeluReference(const torch::Tensor& projected, double p) {
+  std::vector<torch::Tensor> ab = projected.chunk(2, -1);
+  return Dropout(torch::gelu(ab[0], "tanh") * ab[1], p, /*train=*/p > 0);
+}
+
+TEST(GatedGeluTest, ForwardAndGradientMatchComposition) {
+  // Widths with and without a tail after the 8-wide loop; inputs from 1e-4 to 10 in magnitude, where
+  // tanh saturates, and exact zeros.
+  for (int64_t width : {8, 13, 64}) {
+    for (double p : {0.0, 0.3}) {
+      torch::manual_seed(7);
+      torch::Tensor projected = (torch::randn({2, 5, 2 * width}) * torch::pow(10.0, torch::rand({2, 5, 2 * width}) * 5 - 4));
+      projected.index_put_({0, 0}, 0.0);
+      projected.requires_grad_();
+      torch::Tensor upstream = torch::randn({2, 5, width});
+      torch::manual_seed(9);
+      torch::Tensor fused = GatedGelu(projected, p, /*train=*/p > 0);
+      torch::manual_seed(9);
+      torch::Tensor plain = GatedGeluReference(projected, p);
+      ASSERT_EQ(fused.sizes(), plain.sizes());
+      EXPECT_TRUE(torch::allclose(fused, plain, 1e-5, 1e-6))
+          << "width " << width << " p " << p << " max |diff| " << (fused - plain).abs().max().item<double>();
+      const torch::Tensor fused_grad = torch::autograd::grad({fused}, {projected}, {upstream})[0];
+      const torch::Tensor plain_grad = torch::autograd::grad({plain}, {projected}, {upstream})[0];
+      EXPECT_TRUE(torch::allclose(fused_grad, plain_grad, 1e-5, 1e-6))
+          << "width " << width << " p " << p << " max |diff| "
+          << (fused_grad - plain_grad).abs().max().item<double>();
+      if (p > 0) {
+        // The same units are dropped: zero outputs where the composition has zeros.
+        EXPECT_TRUE(torch::equal(fused == 0, plain == 0)) << "width " << width;
+      }
+    }
+  }
+}
+
+// The model passes a matmul's output; a slice of a wider tensor (row stride larger than 2F) works too.
+TEST(GatedGeluTest, StridedRows) {
+  torch::manual_seed(8);
+  torch::Tensor wide = torch::randn({6, 40}).requires_grad_();
+  torch::Tensor projected = wide.slice(1, 0, 32);
+  ASSERT_FALSE(projected.is_contiguous());
+  torch::Tensor fused = GatedGelu(projected, 0.0, /*train=*/false);
+  EXPECT_TRUE(torch::allclose(fused, GatedGeluReference(projected, 0.0), 1e-5, 1e-6));
+  const torch::Tensor g1 = torch::autograd::grad({fused.sum()}, {wide})[0];
+  const torch::Tensor g2 = torch::autograd::grad({GatedGeluReference(projected, 0.0).sum()}, {wide})[0];
+  EXPECT_TRUE(torch::allclose(g1, g2, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(g1.slice(1, 32, 40), torch::zeros({6, 8})));
+}
+
+TEST(GatedGeluTest, WithoutGradIsTheCompositionAndOddWidthThrows) {
+  torch::Tensor projected = torch::randn({3, 10});
+  EXPECT_TRUE(torch::equal(GatedGelu(projected, 0.1, /*train=*/false), GatedGeluReference(projected, 0.0)));
+  EXPECT_THROW(GatedGelu(torch::randn({3, 7}), 0.0, false), c10::Error);
+}
+
 }  // namespace
 }  // namespace distill::student
