@@ -532,6 +532,15 @@ torch::Tensor GatedGeluComposition(const torch::Tensor& projected, double p, boo
   return Dropout(torch::gelu(ab[0], "tanh") * ab[1], p, train);
 }
 
+// row_fn(r) for every r in [0, rows), over libtorch's intra-op threads in chunks of about 16K elements.
+template <typename RowFn>
+void ForEachRow(int64_t rows, int64_t width, const RowFn& row_fn) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t r = begin; r < end; ++r) row_fn(r);
+                   });
+}
+
 class GatedGeluFunction : public torch::autograd::Function<GatedGeluFunction> {
  public:
   // projected [..., 2F] with contiguous rows (any row stride).
@@ -550,18 +559,12 @@ class GatedGeluFunction : public torch::autograd::Function<GatedGeluFunction> {
                              mask.defined() ? mask.data_ptr<float>() : nullptr};
     float* out = hidden.data_ptr<float>();
     const bool avx2 = UseGeluAvx2();
-    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)),
-                     [&](int64_t begin, int64_t end) {
-                       for (int64_t r = begin; r < end; ++r) {
+    ForEachRow(rows, width, [&](int64_t r) {
 #ifdef DISTILL_GELU_AVX2
-                         if (avx2) {
-                           GatedGeluForwardAvx2(args, r, out + r * width);
-                           continue;
-                         }
+      if (avx2) return GatedGeluForwardAvx2(args, r, out + r * width);
 #endif
-                         GatedGeluForwardScalar(args, r, 0, out + r * width);
-                       }
-                     });
+      GatedGeluForwardScalar(args, r, 0, out + r * width);
+    });
     ctx->save_for_backward({flat, mask});
     ctx->saved_data["sizes"] = projected.sizes().vec();
     return hidden;
@@ -579,18 +582,12 @@ class GatedGeluFunction : public torch::autograd::Function<GatedGeluFunction> {
     const float* g = grad.data_ptr<float>();
     float* out = grad_projected.data_ptr<float>();
     const bool avx2 = UseGeluAvx2();
-    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1)),
-                     [&](int64_t begin, int64_t end) {
-                       for (int64_t r = begin; r < end; ++r) {
+    ForEachRow(rows, width, [&](int64_t r) {
 #ifdef DISTILL_GELU_AVX2
-                         if (avx2) {
-                           GatedGeluBackwardAvx2(args, r, g + r * width, out);
-                           continue;
-                         }
+      if (avx2) return GatedGeluBackwardAvx2(args, r, g + r * width, out);
 #endif
-                         GatedGeluBackwardScalar(args, r, 0, g + r * width, out);
-                       }
-                     });
+      GatedGeluBackwardScalar(args, r, 0, g + r * width, out);
+    });
     return {grad_projected.view(ctx->saved_data["sizes"].toIntVector()), torch::Tensor(), torch::Tensor()};
   }
 };
