@@ -39,14 +39,19 @@ class LinearModule : public torch::nn::Module {
   torch::Tensor weight;
 };
 
-// x @ [w_0; w_1; ...]^T as one matmul, split back into one [..., out_i] tensor per weight. For training
-// only: concatenating the weights is a copy of them, cheap against a training batch but not against a
-// decoding step. One larger GEMM keeps OpenBLAS's threads busier, and autograd records one matmul (whose
-// backward is two GEMMs and no sum of per-projection input gradients) instead of one per projection.
+// x @ [w_0; w_1; ...]^T as one matmul: [..., out_0 + out_1 + ...]. For training only: concatenating the
+// weights is a copy of them, cheap against a training batch but not against a decoding step. One larger
+// GEMM keeps OpenBLAS's threads busier, and autograd records one matmul (whose backward is two GEMMs and no
+// sum of per-projection input gradients) instead of one per projection.
+torch::Tensor StackedProjection(const torch::Tensor& x, torch::TensorList weights) {
+  return torch::matmul(x, torch::cat(weights).t());
+}
+
+// StackedProjection split back into one [..., out_i] tensor per weight.
 std::vector<torch::Tensor> FusedProjections(const torch::Tensor& x, torch::TensorList weights) {
   std::vector<int64_t> sizes;
   for (const torch::Tensor& w : weights) sizes.push_back(w.size(0));
-  return torch::matmul(x, torch::cat(weights).t()).split_with_sizes(sizes, -1);
+  return StackedProjection(x, weights).split_with_sizes(sizes, -1);
 }
 
 class EmbeddingModule : public torch::nn::Module {
@@ -190,8 +195,8 @@ class DenseReluDense : public torch::nn::Module {
     if (gated_) {
       // gelu_new is the tanh approximation of GELU.
       if (is_training()) {
-        // One matmul by [wi_0; wi_1], then gelu, product and dropout as one node.
-        hidden = GatedGelu(torch::matmul(x, torch::cat({wi_0->weight, wi_1->weight}).t()), dropout_, true);
+        // gelu, product and dropout as one node, on [wi_0; wi_1]'s single matmul.
+        hidden = GatedGelu(StackedProjection(x, {wi_0->weight, wi_1->weight}), dropout_, true);
       } else {
         hidden = Dropout(torch::gelu((*wi_0)(x), "tanh") * (*wi_1)(x), dropout_, false);
       }

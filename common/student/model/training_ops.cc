@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -17,11 +17,21 @@
 #include "torch/autograd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+// x86-64 kernels (AVX2, AVX2 + FMA) compiled beside the portable loops, chosen at run time.
+#define DISTILL_X86_SIMD 1
 #include <immintrin.h>
 #endif
 
 namespace distill::student {
 namespace {
+
+#ifdef DISTILL_X86_SIMD
+// Whether this CPU runs the avx2,fma kernels below (RMS norm's backward, the gated GELU).
+bool UseAvx2Fma() {
+  static const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2_fma;
+}
+#endif
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
@@ -57,8 +67,7 @@ void FillMaskScalar(uint32_t* out, uint32_t begin, uint32_t end, const MaskParam
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DISTILL_DROPOUT_AVX2 1
+#ifdef DISTILL_X86_SIMD
 typedef uint32_t U32x8 __attribute__((vector_size(32)));
 
 __attribute__((target("avx2"))) inline U32x8 Fmix8(U32x8 h) {
@@ -92,13 +101,13 @@ void FillDropoutMask(torch::Tensor& mask, uint64_t seed, uint32_t keep, float sc
   MaskParams params{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), keep, 0};
   std::memcpy(&params.scale_bits, &scale, sizeof(scale));
   uint32_t* out = reinterpret_cast<uint32_t*>(mask.data_ptr<float>());
-#ifdef DISTILL_DROPOUT_AVX2
+#ifdef DISTILL_X86_SIMD
   const bool avx2 = __builtin_cpu_supports("avx2");
 #else
   const bool avx2 = false;
 #endif
   at::parallel_for(0, mask.numel(), int64_t{1} << 16, [&](int64_t begin, int64_t end) {
-#ifdef DISTILL_DROPOUT_AVX2
+#ifdef DISTILL_X86_SIMD
     if (avx2) return FillMaskAvx2(out, static_cast<uint32_t>(begin), static_cast<uint32_t>(end), params);
 #endif
     FillMaskScalar(out, static_cast<uint32_t>(begin), static_cast<uint32_t>(end), params);
@@ -111,7 +120,7 @@ torch::Tensor RmsNormComposition(const torch::Tensor& x, const torch::Tensor& we
   return weight * (x32 * torch::rsqrt(variance + eps)).to(weight.scalar_type());
 }
 
-// RmsNormFunction's backward over rows [begin, end): grad_x rows, and grad_w accumulated.
+// RmsNormFunction's backward, row by row: grad_x rows, and grad_w accumulated over the rows.
 struct RmsRows {
   const float* x;
   const float* w;
@@ -121,39 +130,45 @@ struct RmsRows {
   int64_t dim;
 };
 
-void RmsNormBackwardScalar(const RmsRows& a, int64_t begin, int64_t end, float* grad_w) {
-  const int64_t dim = a.dim;
-  for (int64_t r = begin; r < end; ++r) {
-    const float* xr = a.x + r * dim;
-    const float* gr = a.grad + r * dim;
-    float* dxr = a.grad_x + r * dim;
-    const float s = a.inv[r];
-    float dot = 0;
-    for (int64_t j = 0; j < dim; ++j) dot += gr[j] * a.w[j] * xr[j];
-    const float c = s * s * s * dot / static_cast<float>(dim);
-    for (int64_t j = 0; j < dim; ++j) {
-      dxr[j] = s * gr[j] * a.w[j] - xr[j] * c;
-      grad_w[j] += gr[j] * xr[j] * s;
-    }
+// Row r's sum of g * w * x over columns [begin, dim).
+float RmsDot(const RmsRows& a, int64_t r, int64_t begin) {
+  const float* xr = a.x + r * a.dim;
+  const float* gr = a.grad + r * a.dim;
+  float dot = 0;
+  for (int64_t j = begin; j < a.dim; ++j) dot += gr[j] * a.w[j] * xr[j];
+  return dot;
+}
+
+// Row r's grad_x, and its grad_w terms, over columns [begin, dim); c = s^3 * dot / D.
+void RmsUpdate(const RmsRows& a, int64_t r, int64_t begin, float c, float* grad_w) {
+  const float* xr = a.x + r * a.dim;
+  const float* gr = a.grad + r * a.dim;
+  float* dxr = a.grad_x + r * a.dim;
+  const float s = a.inv[r];
+  for (int64_t j = begin; j < a.dim; ++j) {
+    dxr[j] = s * gr[j] * a.w[j] - xr[j] * c;
+    grad_w[j] += gr[j] * xr[j] * s;
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DISTILL_RMS_AVX2 1
-
-bool UseRmsAvx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return avx2;
+float RmsC(const RmsRows& a, int64_t r, float dot) {
+  const float s = a.inv[r];
+  return s * s * s * dot / static_cast<float>(a.dim);
 }
 
-// The scalar loop eight columns at a time (columns past the last multiple of 8 as the scalar loop does).
+void RmsNormBackwardScalar(const RmsRows& a, int64_t rows, float* grad_w) {
+  for (int64_t r = 0; r < rows; ++r) RmsUpdate(a, r, 0, RmsC(a, r, RmsDot(a, r, 0)), grad_w);
+}
+
+#ifdef DISTILL_X86_SIMD
+// The scalar loop eight columns at a time; columns past the last multiple of 8 go through the scalar
+// helpers.
 __attribute__((target("avx2,fma"))) void RmsNormBackwardAvx2(const RmsRows& a, int64_t rows, float* grad_w) {
   const int64_t dim = a.dim, vec_end = dim / 8 * 8;
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = a.x + r * dim;
     const float* gr = a.grad + r * dim;
     float* dxr = a.grad_x + r * dim;
-    const float s = a.inv[r];
     __m256 acc = _mm256_setzero_ps();
     for (int64_t j = 0; j < vec_end; j += 8) {
       acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(gr + j), _mm256_loadu_ps(a.w + j)),
@@ -161,19 +176,16 @@ __attribute__((target("avx2,fma"))) void RmsNormBackwardAvx2(const RmsRows& a, i
     }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, acc);
-    float dot = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-    for (int64_t j = vec_end; j < dim; ++j) dot += gr[j] * a.w[j] * xr[j];
-    const float c = s * s * s * dot / static_cast<float>(dim);
-    const __m256 vs = _mm256_set1_ps(s), vc = _mm256_set1_ps(c);
+    const float dot = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+                      ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7])) + RmsDot(a, r, vec_end);
+    const float c = RmsC(a, r, dot);
+    const __m256 vs = _mm256_set1_ps(a.inv[r]), vc = _mm256_set1_ps(c);
     for (int64_t j = 0; j < vec_end; j += 8) {
       const __m256 g = _mm256_loadu_ps(gr + j), x = _mm256_loadu_ps(xr + j);
       _mm256_storeu_ps(dxr + j, _mm256_fnmadd_ps(x, vc, _mm256_mul_ps(vs, _mm256_mul_ps(g, _mm256_loadu_ps(a.w + j)))));
       _mm256_storeu_ps(grad_w + j, _mm256_fmadd_ps(_mm256_mul_ps(g, x), vs, _mm256_loadu_ps(grad_w + j)));
     }
-    for (int64_t j = vec_end; j < dim; ++j) {
-      dxr[j] = s * gr[j] * a.w[j] - xr[j] * c;
-      grad_w[j] += gr[j] * xr[j] * s;
-    }
+    RmsUpdate(a, r, vec_end, c, grad_w);
   }
 }
 #endif
@@ -209,14 +221,14 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     // and dL/dw = sum over rows of g * x * s.
     std::vector<float> grad_w(dim, 0.0f);
     const RmsRows rows_args{xp, wp, ip, gp, dxp, dim};
-#ifdef DISTILL_RMS_AVX2
-    if (UseRmsAvx2()) {
+#ifdef DISTILL_X86_SIMD
+    if (UseAvx2Fma()) {
       RmsNormBackwardAvx2(rows_args, rows, grad_w.data());
     } else {
-      RmsNormBackwardScalar(rows_args, 0, rows, grad_w.data());
+      RmsNormBackwardScalar(rows_args, rows, grad_w.data());
     }
 #else
-    RmsNormBackwardScalar(rows_args, 0, rows, grad_w.data());
+    RmsNormBackwardScalar(rows_args, rows, grad_w.data());
 #endif
     torch::Tensor grad_weight = torch::tensor(grad_w, weight.options());
     return {grad_x, grad_weight, torch::Tensor()};
@@ -440,9 +452,7 @@ inline void GatedGeluBackwardScalar(const GatedGeluArgs& g, int64_t row, int64_t
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DISTILL_GELU_AVX2 1
-
+#ifdef DISTILL_X86_SIMD
 // tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|): an absolute error of a few 1e-8, which is what
 // GELU's 1 + tanh needs. exp by Cody-Waite reduction to |r| <= ln2/2 and a degree-6 polynomial.
 __attribute__((target("avx2,fma"))) inline __m256 Tanh8(__m256 u) {
@@ -518,15 +528,6 @@ __attribute__((target("avx2,fma"))) void GatedGeluBackwardAvx2(const GatedGeluAr
 }
 #endif
 
-bool UseGeluAvx2() {
-#ifdef DISTILL_GELU_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return avx2;
-#else
-  return false;
-#endif
-}
-
 torch::Tensor GatedGeluComposition(const torch::Tensor& projected, double p, bool train) {
   std::vector<torch::Tensor> ab = projected.chunk(2, -1);
   return Dropout(torch::gelu(ab[0], "tanh") * ab[1], p, train);
@@ -558,10 +559,9 @@ class GatedGeluFunction : public torch::autograd::Function<GatedGeluFunction> {
     const GatedGeluArgs args{flat.data_ptr<float>(), flat.stride(0), width,
                              mask.defined() ? mask.data_ptr<float>() : nullptr};
     float* out = hidden.data_ptr<float>();
-    const bool avx2 = UseGeluAvx2();
     ForEachRow(rows, width, [&](int64_t r) {
-#ifdef DISTILL_GELU_AVX2
-      if (avx2) return GatedGeluForwardAvx2(args, r, out + r * width);
+#ifdef DISTILL_X86_SIMD
+      if (UseAvx2Fma()) return GatedGeluForwardAvx2(args, r, out + r * width);
 #endif
       GatedGeluForwardScalar(args, r, 0, out + r * width);
     });
@@ -581,10 +581,9 @@ class GatedGeluFunction : public torch::autograd::Function<GatedGeluFunction> {
                              mask.defined() ? mask.data_ptr<float>() : nullptr};
     const float* g = grad.data_ptr<float>();
     float* out = grad_projected.data_ptr<float>();
-    const bool avx2 = UseGeluAvx2();
     ForEachRow(rows, width, [&](int64_t r) {
-#ifdef DISTILL_GELU_AVX2
-      if (avx2) return GatedGeluBackwardAvx2(args, r, g + r * width, out);
+#ifdef DISTILL_X86_SIMD
+      if (UseAvx2Fma()) return GatedGeluBackwardAvx2(args, r, g + r * width, out);
 #endif
       GatedGeluBackwardScalar(args, r, 0, g + r * width, out);
     });
