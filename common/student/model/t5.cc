@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "c10/core/InferenceMode.h"
 #include "c10/util/Exception.h"
 #include "common/status/macros.h"
+#include "common/student/model/few_rows_linear.h"
 #include "common/student/model/training_ops.h"
 
 namespace distill::student {
@@ -22,20 +24,24 @@ namespace t5_internal {
 // The building blocks hold their parameters directly (rather than wrapping torch::nn::Linear etc.) so the
 // registered names are exactly Hugging Face's and this file needs only the module base header.
 
+// x [..., in] · weight [out, in]ᵀ. Decoding steps' few rows go to FewRowsLinear, which reads the weight
+// where it lies; otherwise a single row goes to gemv (OpenBLAS's sgemm with m = 1 is 4-8x slower for these
+// shapes) and the rest to matmul.
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight) {
+  if (std::optional<torch::Tensor> y = FewRowsLinear(x, weight)) return *std::move(y);
+  if (x.numel() == x.size(-1)) {
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    return torch::mv(weight, x.reshape({-1})).view(shape);
+  }
+  return torch::matmul(x, weight.t());
+}
+
 // A bias-free linear map; `weight` is [out, in] as in torch::nn::Linear and Hugging Face.
 class LinearModule : public torch::nn::Module {
  public:
   LinearModule(int64_t in, int64_t out) { weight = register_parameter("weight", torch::empty({out, in})); }
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    if (x.numel() == x.size(-1)) {
-      // A single row (batch-1 decoding): gemv streams the weight once; OpenBLAS's sgemm with m = 1 is
-      // 4-8x slower for these shapes.
-      std::vector<int64_t> shape = x.sizes().vec();
-      shape.back() = weight.size(0);
-      return torch::mv(weight, x.reshape({-1})).view(shape);
-    }
-    return torch::matmul(x, weight.t());
-  }
+  torch::Tensor operator()(const torch::Tensor& x) const { return Linear(x, weight); }
   torch::Tensor weight;
 };
 
@@ -686,7 +692,7 @@ DecoderCache ConcatDecoderCaches(const DecoderCache& a, const DecoderCache& b) {
 torch::Tensor T5Model::Project(const torch::Tensor& hidden) const {
   if (config_.tie_word_embeddings) {
     // The original T5 rescales before the tied projection (transformers does the same).
-    return torch::matmul(hidden * std::pow(static_cast<double>(config_.d_model), -0.5), shared_->weight.t());
+    return t5_internal::Linear(hidden * std::pow(static_cast<double>(config_.d_model), -0.5), shared_->weight);
   }
   return (*lm_head_)(hidden);
 }

@@ -1,0 +1,40 @@
+#ifndef DISTILL_COMMON_STUDENT_MODEL_FEW_ROWS_LINEAR_H_
+#define DISTILL_COMMON_STUDENT_MODEL_FEW_ROWS_LINEAR_H_
+
+// The product of a few rows with a weight matrix, x · wᵀ, for decoding steps.
+//
+// A cached decoding step multiplies a handful of rows (one per sequence in the batch) by every weight of
+// the decoder and by the output embedding. Such a product streams the weight from memory once and does
+// little arithmetic per byte, so its speed is the memory bandwidth the product gets. OpenBLAS's sgemm
+// first copies ("packs") the weight into its own layout: for 16 rows that copy is a second pass over the
+// weight, as long as the product itself. This kernel reads the weight where it lies, as dot products of
+// rows (both x and w are [.., K] row-major), and splits the weight's rows across as many threads as
+// OpenBLAS would use, so the step gets the bandwidth of every core the BLAS was given.
+
+#include <optional>
+
+#include "torch/types.h"
+
+namespace distill::student {
+
+// The most rows FewRowsLinear takes: a decoding step's batch times its beams. The kernel keeps all of x in
+// cache while it streams w; measured here it beats OpenBLAS up to 128 rows, but larger products (training,
+// the encoder) are what sgemm is built for.
+inline constexpr int64_t kFewRowsMaxRows = 64;
+
+// x [..., K] · w [N, K]ᵀ -> [..., N], or nullopt when the kernel does not apply and the caller should use
+// torch::matmul: it applies to float32 CPU tensors outside autograd (grad mode off, or neither tensor
+// requires grad) with at most kFewRowsMaxRows rows in x, a contiguous w, on CPUs with AVX-512F.
+// Results equal torch::matmul's to float32 rounding (sums are taken in a different order).
+//
+// Thread-safe. Helper threads are shared by the whole process; a call that finds them busy with another
+// caller's product computes on its own thread alone.
+std::optional<torch::Tensor> FewRowsLinear(const torch::Tensor& x, const torch::Tensor& w);
+
+// The threads FewRowsLinear splits a product across: OpenBLAS's thread count when OpenBLAS is the BLAS in
+// this process, else libtorch's intra-op thread count.
+int FewRowsLinearThreads();
+
+}  // namespace distill::student
+
+#endif  // DISTILL_COMMON_STUDENT_MODEL_FEW_ROWS_LINEAR_H_
