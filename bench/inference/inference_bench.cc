@@ -31,7 +31,6 @@
 // Other load on the machine is measured during each configuration (CPU used by other processes, in
 // cores) because this is a shared 2-vCPU machine. Nothing here asserts timings.
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +65,7 @@
 #include "common/rpc/service_main.h"
 #include "common/status/macros.h"
 #include "common/student/model/generation.h"
+#include "common/student/runtime/blas_threads.h"
 #include "common/student/student.h"
 #include "distill/v1/inference.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -105,17 +105,6 @@ struct Options {
 
 // ---------------------------------------------------------------------------------------------------
 // The machine.
-
-// OpenBLAS keeps its own thread pool, which at::set_num_threads does not touch. Its thread count, or -1
-// when the BLAS in this process is not OpenBLAS.
-int OpenBlasThreads() {
-  void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-  if (lib == nullptr) return -1;
-  auto get = reinterpret_cast<int (*)()>(dlsym(lib, "openblas_get_num_threads"));
-  const int threads = get != nullptr ? get() : -1;
-  dlclose(lib);
-  return threads;
-}
 
 std::string CpuModel() {
   std::ifstream cpuinfo("/proc/cpuinfo");
@@ -703,7 +692,7 @@ absl::StatusOr<json> Run(Options o) {
   results["machine"] = {{"cpu", CpuModel()},
                         {"cpus", std::thread::hardware_concurrency()},
                         {"torch_threads", at::get_num_threads()},
-                        {"openblas_threads", OpenBlasThreads()},
+                        {"openblas_threads", student::OpenBlasThreads()},
                         {"grpc", grpc::Version()},
                         {"channels", o.channels},
                         {"note",

@@ -1,6 +1,5 @@
 #include "common/student/model/few_rows_linear.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include "ATen/Parallel.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
+#include "common/student/runtime/blas_threads.h"
 #include "torch/autograd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -204,7 +204,7 @@ bool HasAvx512() {
   return avx512;
 }
 
-// A part smaller than this many weight bytes is not worth waking a helper for (about 10 µs of streaming).
+// A part smaller than this many weight bytes is not worth waking a helper for (a few µs of work).
 constexpr int64_t kMinPartBytes = 96 * 1024;
 
 #endif  // DISTILL_FEW_ROWS_AVX512
@@ -212,13 +212,8 @@ constexpr int64_t kMinPartBytes = 96 * 1024;
 }  // namespace
 
 int FewRowsLinearThreads() {
-  // Looked up at run time, as libtorch links its BLAS privately and any BLAS may sit behind it.
-  static int (*const openblas_threads)() = [] {
-    void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-    return lib == nullptr ? nullptr : reinterpret_cast<int (*)()>(dlsym(lib, "openblas_get_num_threads"));
-  }();
-  const int threads = openblas_threads != nullptr ? openblas_threads() : at::get_num_threads();
-  return std::max(1, threads);
+  const int openblas = OpenBlasThreads();
+  return std::max(1, openblas > 0 ? openblas : at::get_num_threads());
 }
 
 std::optional<torch::Tensor> FewRowsLinear(const torch::Tensor& x, const torch::Tensor& w) {

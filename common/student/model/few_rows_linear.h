@@ -4,12 +4,11 @@
 // The product of a few rows with a weight matrix, x · wᵀ, for decoding steps.
 //
 // A cached decoding step multiplies a handful of rows (one per sequence in the batch) by every weight of
-// the decoder and by the output embedding. Such a product streams the weight from memory once and does
-// little arithmetic per byte, so its speed is the memory bandwidth the product gets. OpenBLAS's sgemm
-// first copies ("packs") the weight into its own layout: for 16 rows that copy is a second pass over the
-// weight, as long as the product itself. This kernel reads the weight where it lies, as dot products of
-// rows (both x and w are [.., K] row-major), and splits the weight's rows across as many threads as
-// OpenBLAS would use, so the step gets the bandwidth of every core the BLAS was given.
+// the decoder and by the output embedding. Such a product reads each weight element once and uses it a
+// few times. OpenBLAS's sgemm first copies ("packs") the weight into its own layout: for 16 rows that copy
+// is a second pass over the weight, about as long as the product itself. This kernel reads the weight
+// where it lies, as dot products of rows (both x and w are [.., K] row-major), and splits the weight's
+// rows across as many threads as OpenBLAS would use.
 
 #include <optional>
 

@@ -1,6 +1,5 @@
 #include "common/student/model/few_rows_linear.h"
 
-#include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/student/runtime/blas_threads.h"
 #include "gtest/gtest.h"
 #include "torch/torch.h"
 
@@ -153,19 +153,13 @@ TEST(FewRowsLinearTest, WorksInAChildProcessAfterFork) {
 }
 
 TEST(FewRowsLinearTest, ThreadsFollowOpenBlas) {
-  void* lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-  if (lib == nullptr) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
-  auto set = reinterpret_cast<void (*)(int)>(dlsym(lib, "openblas_set_num_threads"));
-  auto get = reinterpret_cast<int (*)()>(dlsym(lib, "openblas_get_num_threads"));
-  ASSERT_NE(set, nullptr);
-  ASSERT_NE(get, nullptr);
-  const int before = get();
-  set(1);
+  const int before = OpenBlasThreads();
+  if (before < 1) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
+  ASSERT_TRUE(SetOpenBlasThreads(1));
   EXPECT_EQ(FewRowsLinearThreads(), 1);
-  set(3);
+  ASSERT_TRUE(SetOpenBlasThreads(3));
   EXPECT_EQ(FewRowsLinearThreads(), 3);
-  set(before);
-  dlclose(lib);
+  SetOpenBlasThreads(before);
 }
 
 }  // namespace
