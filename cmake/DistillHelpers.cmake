@@ -20,6 +20,12 @@ if(DISTILL_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# The torch wheel's libtorch_cpu.so (built with GCC 13) exports its own copy of parts of libstdc++,
+# std::filesystem among them. Ahead of libstdc++ in a binary's library list, it would serve our GCC 12
+# code's calls with code built for other headers (path handling crashed). Naming libstdc++ first in every
+# link puts Debian's copy first in the lookup order (tests/common/student/runtime/stack_test checks it).
+add_link_options(LINKER:--push-state,--no-as-needed -lstdc++ LINKER:--pop-state)
+
 # Warning flags for code we write (generated code gets none of them).
 set(DISTILL_WARNINGS -Wall -Wextra -Wno-unused-parameter)
 if(DISTILL_WERROR)
@@ -68,11 +74,11 @@ function(distill_cc_test)
   set(target "${prefix}_${ARG_NAME}")
   add_executable(${target} ${ARG_SRCS})
   target_compile_options(${target} PRIVATE ${DISTILL_WARNINGS})
-  target_compile_definitions(${target} PRIVATE
-    DISTILL_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    DISTILL_BINARY_DIR="${PROJECT_BINARY_DIR}"
-    DISTILL_PROMTOOL="${DISTILL_PROMTOOL}"
-    ${ARG_DEFINES})
+  # Tests find the source and build trees at run time (tests/support/paths.h), not through the compile
+  # command, so a clone in another folder compiles the same commands and ccache serves them.
+  if(ARG_DEFINES)
+    target_compile_definitions(${target} PRIVATE ${ARG_DEFINES})
+  endif()
   target_link_libraries(${target} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest GTest::gtest_main)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)

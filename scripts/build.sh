@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${DISTILL_PRESET:-release}"
+# ccache keys on paths relative to the clone and not on the build folder, so a fresh clone elsewhere (CI)
+# reuses what an earlier build compiled; libtorch's headers make a cold build of the tests long.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-20G}"
 if [ ! -f "build/${preset}/build.ninja" ]; then
   cmake --preset "${preset}" >/dev/null
 fi

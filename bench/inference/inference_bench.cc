@@ -65,7 +65,6 @@
 #include "common/rpc/service_main.h"
 #include "common/status/macros.h"
 #include "common/student/model/generation.h"
-#include "common/student/runtime/blas_threads.h"
 #include "common/student/student.h"
 #include "distill/v1/inference.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -689,15 +688,13 @@ absl::StatusOr<json> Run(Options o) {
     }
   }
 
-  results["machine"] = {{"cpu", CpuModel()},
-                        {"cpus", std::thread::hardware_concurrency()},
-                        {"torch_threads", at::get_num_threads()},
-                        {"openblas_threads", student::OpenBlasThreads()},
-                        {"grpc", grpc::Version()},
-                        {"channels", o.channels},
-                        {"note",
-                         "server and clients share this process and its cores; torch intra-op threads are set to 1 "
-                         "by the server module, OpenBLAS keeps its own pool"}};
+  results["machine"] = {
+      {"cpu", CpuModel()},
+      {"cpus", std::thread::hardware_concurrency()},
+      {"torch_threads", at::get_num_threads()},
+      {"grpc", grpc::Version()},
+      {"channels", o.channels},
+      {"note", "server and clients share this process and its cores and libtorch's intra-op pool"}};
   results["settings"] = {{"seconds", o.seconds},
                          {"warmup_seconds", o.warmup},
                          {"max_requests", o.max_requests},
@@ -712,9 +709,9 @@ absl::StatusOr<json> Run(Options o) {
 
 void Print(const json& results) {
   const json& m = results["machine"];
-  std::printf("\ndistill-bench-inference: %s, %d CPUs, torch %d threads, OpenBLAS %d threads, gRPC %s\n",
+  std::printf("\ndistill-bench-inference: %s, %d CPUs, torch %d threads, gRPC %s\n",
               m["cpu"].get<std::string>().c_str(), m["cpus"].get<int>(), m["torch_threads"].get<int>(),
-              m["openblas_threads"].get<int>(), m["grpc"].get<std::string>().c_str());
+              m["grpc"].get<std::string>().c_str());
   PrintRows(results["rows"]);
   std::printf("\n");
   for (const json& t : results["targets"]) {

@@ -1,31 +1,35 @@
-// Student-model throughput (issue 5): the libtorch T5 (common/student/model) against a plain-PyTorch T5
-// of the same config (t5_reference.py under Debian's python3-torch, the same libtorch 1.13 underneath),
-// run in the same session with the same weights and the same thread settings.
+// Student-model throughput: the libtorch T5 (common/student/model) against Hugging Face transformers'
+// T5ForConditionalGeneration (what users would otherwise run; the baseline every ratio and target is
+// against) and, as a second column, a plain-PyTorch T5 written for this benchmark. Both Python models are
+// t5_reference.py (--impl transformers, --impl reference), run as child processes under the project's
+// virtualenv python, whose torch wheel carries the libtorch this binary links; all three run in the same
+// session with the same weights and the same thread count.
 //
-//   distill-bench-student [--quick] [--shapes tiny,small] [--threads N] [--blas_threads N] [--wait_idle 120]
+//   distill-bench-student [--quick] [--shapes tiny,small] [--threads N] [--wait_idle 120]
 //                         [--out results.json]
 //
 // For each shape (tiny: TinyT5Config, small: SmallT5Config = google/t5-v1_1-small):
 //   train     AdamW steps (forward, cross entropy, backward, step; dropout on) on batch 8 x source 64 x
 //             target 32 random ids; tokens/s counts source + target tokens;
 //   generate  greedy tokens/s at batch 1 and 16, source 64, exactly --gen_tokens new tokens per sequence
-//             (EOS never stops a sequence), C++ Generate (KV cache) against Python with and without a
-//             cache; the best of --gen_reps runs;
-//   parity    both sides load the same model.safetensors; the Python side reports the max |logits
+//             (EOS never stops a sequence), the best of --gen_reps runs: C++ Generate (KV cache) against
+//             transformers' generate() with its KV cache, and against the plain-PyTorch T5 with and
+//             without a cache;
+//   parity    all three load the same model.safetensors; each Python model reports the max |logits
 //             difference| on a padded batch and its greedy tokens, which must equal the C++ ones.
-// The machine is noisy (a shared 2-vCPU VM: runs of the same thing differ by 10% and more), so the two
-// sides alternate for --rounds rounds and every figure is the best round's; with --wait_idle each
-// measurement waits for other processes to go quiet and is repeated when they were not.
+// Each ratio against transformers has a floor, which decides pass or fail, and an aim printed beside it.
+// Shared machines are noisy, so the sides alternate for --rounds rounds and every figure is the best
+// round's; with --wait_idle each measurement waits for other processes to go quiet and is repeated when
+// they were not.
 // Model FLOP utilisation (MFU) is model FLOPs / s over the sgemm peak measured here (torch::mm on
 // 2048 x 2048 float32, best of 5). Model FLOPs are an exact count of the matmuls the model needs
 // (projections, attention scores and context, lm_head; no embeddings, norms or activations), with a
 // training step counted as 3x the forward pass (backward = 2x forward) and generation counted with a KV
 // cache (the uncached baseline's recomputation is not useful work).
-// Threads: libtorch's intra-op (OpenMP) pool and OpenBLAS's own pthread pool are set separately
-// (--threads, --blas_threads; by default each keeps the count it has in this process) and the Python
-// child gets exactly the counts this process runs with (torch.set_num_threads, openblas_set_num_threads,
-// OMP_NUM_THREADS, OPENBLAS_NUM_THREADS). Both sides flush denormals to zero. The C++ side runs the
-// trainer worker's process setup and optimizer (ConfigureTrainingProcess, FusedAdamW).
+// Threads: the wheel's libtorch has one intra-op pool (OpenMP), which MKL's matrix products run on too,
+// so one count sizes everything: --threads, by default the count this process has. The Python children
+// get the same count (torch.set_num_threads, OMP_NUM_THREADS). Both sides flush denormals to zero. The C++
+// side runs the trainer worker's process setup and optimizer (ConfigureTrainingProcess, FusedAdamW).
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -42,6 +46,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -78,8 +83,7 @@ using bench::WaitForIdle;
 
 struct Options {
   std::vector<std::string> shapes = {"tiny", "small"};
-  int threads = 0;       // torch intra-op (OpenMP) threads; 0: libtorch's default in this process
-  int blas_threads = 0;  // OpenBLAS threads; 0: OpenBLAS's default in this process
+  int threads = 0;  // torch intra-op (OpenMP) threads; 0: libtorch's default in this process
   int batch = 8;
   int src_len = 64;
   int tgt_len = 32;
@@ -90,7 +94,7 @@ struct Options {
   int gen_tokens = 32;
   int gen_reps = 3;
   int sgemm_n = 2048;
-  std::string python = "/usr/bin/python3";
+  std::string python = DISTILL_VENV_PYTHON;
   std::string script = DISTILL_BENCH_STUDENT_DIR "/t5_reference.py";
   std::string work_dir = "/tmp/distill-bench-student";
   std::string out;
@@ -324,25 +328,30 @@ std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
-// What one run of the Python baseline measures.
+// The Python baselines, as t5_reference.py's --impl names them. Ratios and targets are against the first.
+constexpr const char* kTransformers = "transformers";
+constexpr const char* kReference = "reference";
+constexpr const char* kPythonImpls[] = {kTransformers, kReference};
+
+// What one run of a Python baseline measures.
 struct PythonJob {
+  std::string impl;         // kTransformers or kReference
   bool parity = false;      // the parity checks against dir/parity.safetensors
   std::string gen_batches;  // comma-separated generation batch sizes; empty: none
+  bool uncached = false;    // generation without a KV cache as well
   int train_steps = 0;      // timed training steps; 0: no training
   bool sgemm = false;       // the sgemm rate as torch.mm sees it from Python
 };
 
 absl::StatusOr<json> RunPython(const Options& o, const std::string& dir, const PythonJob& job) {
-  // Run() has replaced the zeros in o.threads and o.blas_threads by this process's actual counts.
+  // Run() has replaced a zero in o.threads by this process's actual count.
   const std::string threads = std::to_string(o.threads);
-  const std::string blas_threads = std::to_string(o.blas_threads);
-  if (o.blas_threads > 0) setenv("OPENBLAS_NUM_THREADS", blas_threads.c_str(), 1);
   setenv("OMP_NUM_THREADS", threads.c_str(), 1);
   std::vector<std::string> args = {o.python,         o.script,
+                                   "--impl",         job.impl,
                                    "--config",       dir + "/config.json",
                                    "--weights",      dir + "/model.safetensors",
                                    "--threads",      threads,
-                                   "--blas-threads", blas_threads,
                                    "--batch",        std::to_string(o.batch),
                                    "--src-len",      std::to_string(o.src_len),
                                    "--tgt-len",      std::to_string(o.tgt_len),
@@ -353,6 +362,7 @@ absl::StatusOr<json> RunPython(const Options& o, const std::string& dir, const P
                                    "--gen-tokens",   std::to_string(o.gen_tokens),
                                    "--gen-reps",     std::to_string(o.gen_reps),
                                    "--sgemm-n",      std::to_string(job.sgemm ? o.sgemm_n : 0)};
+  if (!job.uncached) args.push_back("--no-uncached");
   if (job.parity) {
     args.push_back("--parity");
     args.push_back(dir + "/parity.safetensors");
@@ -368,13 +378,15 @@ absl::StatusOr<json> RunPython(const Options& o, const std::string& dir, const P
   while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
   const int status = pclose(pipe);
   if (status != 0) {
-    return absl::InternalError(absl::StrCat("the Python baseline failed (status ", status, "): ", command,
-                                            "\n(is python3-torch installed? scripts/install-bench-deps.sh)"));
+    return absl::InternalError(
+        absl::StrCat("the Python baseline (", job.impl, ") failed (status ", status, "): ", command,
+                     "\n(does --python name the virtualenv that scripts/install-deps.sh creates?)"));
   }
   try {
     return json::parse(output);
   } catch (const json::exception& e) {
-    return absl::InternalError(absl::StrCat("the Python baseline printed no JSON: ", e.what()));
+    return absl::InternalError(
+        absl::StrCat("the Python baseline (", job.impl, ") printed no JSON: ", e.what()));
   }
 }
 
@@ -453,10 +465,12 @@ absl::StatusOr<json> RunShape(const Options& o, const std::string& shape, bool p
   ASSIGN_OR_RETURN(std::vector<std::vector<int>> greedy, WriteParity(*model, o, dir + "/parity.safetensors"));
   cpp["greedy"] = greedy;
   cpp["generate"] = json::array();
-  json py;
-  if (!o.skip_python) py["generate"] = json::array();
+  json python;  // per implementation (kPythonImpls)
+  if (!o.skip_python) {
+    for (const char* impl : kPythonImpls) python[impl]["generate"] = json::array();
+  }
 
-  // Rounds alternate the two sides so that slow drifts of the machine hit both alike.
+  // Rounds alternate the sides so that slow drifts of the machine hit them all alike.
   for (int round = 1; round <= o.rounds; ++round) {
     const std::string tag = absl::StrCat("[", shape, " round ", round, "/", o.rounds, "] ");
     for (const std::string& b : o.gen_batches) {
@@ -472,35 +486,46 @@ absl::StatusOr<json> RunShape(const Options& o, const std::string& shape, bool p
     KeepBest(cpp["train"], t);
     if (o.skip_python) continue;
 
-    PythonJob gen_job;
-    gen_job.parity = round == 1;
-    gen_job.gen_batches = absl::StrJoin(o.gen_batches, ",");
-    gen_job.sgemm = python_sgemm && round == 1;
-    ASSIGN_OR_RETURN(json p,
-                     MeasureQuietly(o, tag + (round == 1 ? "Python parity and generate" : "Python generate"),
-                                    [&] { return RunPython(o, dir, gen_job); }));
-    for (json& g : p["generate"]) g["foreign_load_cores"] = p["foreign_load_cores"];
-    KeepBestGeneration(py["generate"], p["generate"]);
-    if (round == 1) {
-      for (const char* key : {"torch_version", "python", "torch_threads", "openblas_threads", "parameters",
-                              "parity", "sgemm_gflops"}) {
-        if (p.contains(key)) py[key] = p[key];
+    for (const char* impl : kPythonImpls) {
+      json& side = python[impl];
+      const std::string name = absl::StrCat("Python ", impl);
+      PythonJob gen_job;
+      gen_job.impl = impl;
+      gen_job.parity = round == 1;
+      gen_job.gen_batches = absl::StrJoin(o.gen_batches, ",");
+      // Only the reference model's generation is measured without a cache as well: no ratio or target
+      // uses transformers' uncached generate(), and on the small shape it would take longest of all.
+      gen_job.uncached = std::string_view(impl) == kReference;
+      gen_job.sgemm = python_sgemm && round == 1 && std::string_view(impl) == kTransformers;
+      ASSIGN_OR_RETURN(json p,
+                       MeasureQuietly(o, tag + name + (round == 1 ? " parity and generate" : " generate"),
+                                      [&] { return RunPython(o, dir, gen_job); }));
+      for (json& g : p["generate"]) g["foreign_load_cores"] = p["foreign_load_cores"];
+      KeepBestGeneration(side["generate"], p["generate"]);
+      if (round == 1) {
+        for (const char* key : {"torch_version", "transformers_version", "python", "torch_threads",
+                                "parameters", "parity", "sgemm_gflops"}) {
+          if (p.contains(key)) side[key] = p[key];
+        }
       }
+      PythonJob train_job;
+      train_job.impl = impl;
+      train_job.train_steps = train_steps;
+      ASSIGN_OR_RETURN(json pt, MeasureQuietly(o, tag + name + " train", [&]() -> absl::StatusOr<json> {
+                         ASSIGN_OR_RETURN(json r, RunPython(o, dir, train_job));
+                         return r["train"];
+                       }));
+      KeepBest(side["train"], pt);
     }
-    PythonJob train_job;
-    train_job.train_steps = train_steps;
-    ASSIGN_OR_RETURN(json pt, MeasureQuietly(o, tag + "Python train", [&]() -> absl::StatusOr<json> {
-                       ASSIGN_OR_RETURN(json r, RunPython(o, dir, train_job));
-                       return r["train"];
-                     }));
-    KeepBest(py["train"], pt);
   }
 
   json result = {{"shape", shape},
                  {"config", json::parse(T5ConfigToJson(c))},
                  {"train_step_model_flops", TrainStepFlops(c, o.batch, o.src_len, o.tgt_len)},
                  {"cpp", cpp}};
-  if (!o.skip_python) result["python"] = py;
+  if (!o.skip_python) {
+    for (const char* impl : kPythonImpls) result[impl] = python[impl];
+  }
   return result;
 }
 
@@ -512,62 +537,126 @@ const json* FindGeneration(const json& side, int batch, bool cached) {
   return nullptr;
 }
 
-// Adds ratios, MFU and verdicts to `shape_result`, prints its rows, and returns whether every target met.
-bool Report(const Options& o, double peak_gflops, json& r) {
+// Ratios of C++ tokens/s over transformers' that a shape must reach (floors: below one fails) or is
+// meant to reach (aims). Generation targets exist for batch 1 and 16 only. bench/student/README.md says
+// where the figures come from.
+struct Targets {
+  double train;
+  double generate_b1;
+  double generate_b16;
+};
+
+Targets Floors(const std::string& shape) {
+  // The ratios measured against transformers 4.35 on the previous stack (Debian's libtorch 1.13).
+  if (shape == "tiny") return {2.25, 6.6, 3.6};
+  return {1.68, 2.59, 1.55};
+}
+
+constexpr Targets kAims = {2.0, 3.0, 2.0};
+
+// A generation batch's target, or 0 when there is none for that batch size.
+double GenerationTarget(const Targets& t, int batch) {
+  return batch == 1 ? t.generate_b1 : batch == 16 ? t.generate_b16 : 0;
+}
+
+// "-" for a missing figure (zero or less), else the figure with `decimals` decimals and `suffix`.
+std::string OrDash(double value, int decimals, const char* suffix = "") {
+  return value > 0 ? absl::StrCat(absl::StrFormat("%.*f", decimals, value), suffix) : std::string("-");
+}
+
+// Adds ratios, MFU and verdicts to `shape_result`, prints its rows, and returns whether every floor met.
+bool Report(const Options& o, double peak_gflops, json& r, bool& all_aims) {
   const std::string shape = r["shape"];
   const T5Config config = shape == "tiny" ? TinyT5Config() : SmallT5Config();
+  const Targets floors = Floors(shape);
   const json& cpp = r["cpp"];
-  const bool have_py = r.contains("python");
+  const json* hf = r.contains(kTransformers) ? &r[kTransformers] : nullptr;
+  const json* ref = r.contains(kReference) ? &r[kReference] : nullptr;
   bool all_pass = true;
   json rows = json::array();
   auto mfu = [&](double flops_per_second) { return flops_per_second / (peak_gflops * 1e9); };
-  auto row = [&](const std::string& what, double cpp_tps, double cpp_mfu, double py_tps, double py_mfu,
-                 double target) {
-    const double ratio = py_tps > 0 ? cpp_tps / py_tps : 0;
-    const bool pass = py_tps > 0 && ratio >= target;
-    all_pass = all_pass && pass;
-    std::printf("%-6s %-34s %12.1f %12.1f %7.2fx %6s %5.1f%% %5.1f%%  %s\n", shape.c_str(), what.c_str(),
-                cpp_tps, py_tps, ratio, absl::StrFormat(">=%.1fx", target).c_str(), 100 * cpp_mfu,
-                100 * py_mfu, py_tps > 0 ? (pass ? "PASS" : "FAIL") : "-");
-    rows.push_back({{"measure", what},
-                    {"cpp_tokens_per_second", cpp_tps},
-                    {"python_tokens_per_second", py_tps},
-                    {"ratio", ratio},
-                    {"target", target},
-                    {"pass", pass},
-                    {"cpp_mfu", cpp_mfu},
-                    {"python_mfu", py_mfu}});
+  // One row: C++ against transformers (ratio, floor, aim, verdict) and against the reference model.
+  // floor 0: no target. A missing Python figure is 0.
+  auto row = [&](const std::string& what, double cpp_tps, double cpp_mfu, double hf_tps, double hf_mfu,
+                 double ref_tps, double ref_mfu, double floor, double aim) {
+    const double ratio = hf_tps > 0 ? cpp_tps / hf_tps : 0;
+    const double ref_ratio = ref_tps > 0 ? cpp_tps / ref_tps : 0;
+    const bool has_target = floor > 0;
+    const bool pass = hf_tps > 0 && ratio >= floor;
+    const bool aim_met = hf_tps > 0 && ratio >= aim;
+    std::string verdict = "-";
+    if (has_target) {
+      all_pass = all_pass && pass;
+      all_aims = all_aims && aim_met;
+      if (hf_tps > 0) verdict = !pass ? "FAIL" : aim_met ? "PASS+AIM" : "PASS";
+    }
+    std::printf("%-6s %-26s %10s %12s %7s %7s %6s %-8s %10s %7s %6s %6s\n", shape.c_str(), what.c_str(),
+                OrDash(cpp_tps, 1).c_str(), OrDash(hf_tps, 1).c_str(), OrDash(ratio, 2, "x").c_str(),
+                has_target ? absl::StrFormat(">=%.2fx", floor).c_str() : "-",
+                has_target ? absl::StrFormat("%.1fx", aim).c_str() : "-", verdict.c_str(),
+                OrDash(ref_tps, 1).c_str(), OrDash(ref_ratio, 2, "x").c_str(),
+                OrDash(100 * cpp_mfu, 1, "%").c_str(), OrDash(100 * hf_mfu, 1, "%").c_str());
+    json out = {{"measure", what},
+                {"cpp_tokens_per_second", cpp_tps},
+                {"transformers_tokens_per_second", hf_tps},
+                {"reference_tokens_per_second", ref_tps},
+                {"ratio", ratio},
+                {"ratio_vs_reference", ref_ratio},
+                {"cpp_mfu", cpp_mfu},
+                {"transformers_mfu", hf_mfu},
+                {"reference_mfu", ref_mfu}};
+    if (has_target) {
+      out["floor"] = floor;
+      out["aim"] = aim;
+      out["pass"] = pass;
+      out["aim_met"] = aim_met;
+    }
+    rows.push_back(out);
   };
 
   // Training.
   const double step_flops = r["train_step_model_flops"];
   const double tokens_per_step = double{1} * o.batch * (o.src_len + o.tgt_len);
+  auto train_tps = [](const json* side) {
+    return side ? (*side)["train"]["tokens_per_second"].get<double>() : 0;
+  };
+  auto train_mfu = [&](double tps) { return mfu(tps / tokens_per_step * step_flops); };
   const double cpp_train = cpp["train"]["tokens_per_second"];
-  const double py_train = have_py ? r["python"]["train"]["tokens_per_second"].get<double>() : 0;
-  row(absl::StrFormat("train b%d s%d t%d", o.batch, o.src_len, o.tgt_len), cpp_train,
-      mfu(cpp_train / tokens_per_step * step_flops), py_train, mfu(py_train / tokens_per_step * step_flops),
-      shape == "tiny" ? 2.0 : 1.2);
+  row(absl::StrFormat("train b%d s%d t%d", o.batch, o.src_len, o.tgt_len), cpp_train, train_mfu(cpp_train),
+      train_tps(hf), train_mfu(train_tps(hf)), train_tps(ref), train_mfu(train_tps(ref)), floors.train,
+      kAims.train);
 
-  // Generation: the C++ KV-cached Generate against Python cached and uncached.
+  // Generation: the C++ KV-cached Generate against transformers' cached generate() and the reference
+  // model with its cache, then against the reference model without one (no target).
   for (const std::string& b : o.gen_batches) {
     const int batch = std::stoi(b);
-    const json* c_gen = FindGeneration(cpp, batch, true);
-    const json* p_cached = have_py ? FindGeneration(r["python"], batch, true) : nullptr;
-    const json* p_uncached = have_py ? FindGeneration(r["python"], batch, false) : nullptr;
     const double flops = GenerationFlops(config, batch, o.src_len, o.gen_tokens);
+    auto find = [&](const json* side, bool cached) {
+      return side ? FindGeneration(*side, batch, cached) : nullptr;
+    };
     auto gen_mfu = [&](const json* g) { return g ? mfu(flops / (*g)["seconds"].get<double>()) : 0; };
     auto tps = [](const json* g) { return g ? (*g)["tokens_per_second"].get<double>() : 0; };
-    row(absl::StrFormat("generate b%d vs Python cached", batch), tps(c_gen), gen_mfu(c_gen), tps(p_cached),
-        gen_mfu(p_cached), 1.3);
-    row(absl::StrFormat("generate b%d vs Python uncached", batch), tps(c_gen), gen_mfu(c_gen),
-        tps(p_uncached), gen_mfu(p_uncached), 3.0);
+    const json* c_gen = FindGeneration(cpp, batch, true);
+    const json* hf_cached = find(hf, true);
+    const json* ref_cached = find(ref, true);
+    row(absl::StrFormat("generate b%d", batch), tps(c_gen), gen_mfu(c_gen), tps(hf_cached),
+        gen_mfu(hf_cached), tps(ref_cached), gen_mfu(ref_cached), GenerationTarget(floors, batch),
+        GenerationTarget(kAims, batch));
+    const json* hf_uncached = find(hf, false);
+    const json* ref_uncached = find(ref, false);
+    if (hf_uncached != nullptr || ref_uncached != nullptr) {
+      row(absl::StrFormat("generate b%d vs uncached", batch), tps(c_gen), gen_mfu(c_gen), tps(hf_uncached),
+          gen_mfu(hf_uncached), tps(ref_uncached), gen_mfu(ref_uncached), 0, 0);
+    }
   }
   r["rows"] = rows;
   double cpp_load = cpp["train"]["foreign_load_cores"];
   for (const json& g : cpp["generate"]) cpp_load = std::max(cpp_load, g["foreign_load_cores"].get<double>());
-  double py_load = have_py ? r["python"]["train"]["foreign_load_cores"].get<double>() : 0;
-  if (have_py) {
-    for (const json& g : r["python"]["generate"])
+  double py_load = 0;
+  for (const json* side : {hf, ref}) {
+    if (side == nullptr) continue;
+    py_load = std::max(py_load, (*side)["train"]["foreign_load_cores"].get<double>());
+    for (const json& g : (*side)["generate"])
       py_load = std::max(py_load, g["foreign_load_cores"].get<double>());
   }
   std::printf(
@@ -576,23 +665,24 @@ bool Report(const Options& o, double peak_gflops, json& r) {
       shape.c_str(), cpp_load, py_load,
       std::max(cpp_load, py_load) > 0.1 ? " (NOISY: rerun on a quiet machine)" : "");
 
-  // Parity.
-  if (have_py && r["python"].contains("parity")) {
-    const json& p = r["python"]["parity"];
+  // Parity, per Python model.
+  for (const char* impl : kPythonImpls) {
+    if (!r.contains(impl) || !r[impl].contains("parity")) continue;
+    const json& p = r[impl]["parity"];
     const auto& greedy = cpp["greedy"];
     const bool cached_equal = p["greedy_cached"] == greedy;
     const bool uncached_equal = p["greedy_uncached"] == greedy;
     const double diff = p["logits_max_abs_diff"];
     const double scale = p["logits_max_abs"];
-    r["parity"] = {{"logits_max_abs_diff", diff},
-                   {"logits_max_abs", scale},
-                   {"argmax_agreement", p["argmax_agreement"]},
-                   {"greedy_equal_python_cached", cached_equal},
-                   {"greedy_equal_python_uncached", uncached_equal}};
+    r["parity"][impl] = {{"logits_max_abs_diff", diff},
+                         {"logits_max_abs", scale},
+                         {"argmax_agreement", p["argmax_agreement"]},
+                         {"greedy_equal_cached", cached_equal},
+                         {"greedy_equal_uncached", uncached_equal}};
     std::printf(
-        "%-6s parity: logits max |diff| %.3g (max |logit| %.3g, argmax agreement %.4f); greedy tokens "
-        "(%zu rows x %d) equal Python cached: %s, uncached: %s\n",
-        shape.c_str(), diff, scale, p["argmax_agreement"].get<double>(), greedy.size(), o.gen_tokens,
+        "%-6s parity vs %s: logits max |diff| %.3g (max |logit| %.3g, argmax agreement %.4f); greedy tokens "
+        "(%zu rows x %d) equal cached: %s, uncached: %s\n",
+        shape.c_str(), impl, diff, scale, p["argmax_agreement"].get<double>(), greedy.size(), o.gen_tokens,
         cached_equal ? "yes" : "NO", uncached_equal ? "yes" : "NO");
   }
   return all_pass;
@@ -601,10 +691,7 @@ bool Report(const Options& o, double peak_gflops, json& r) {
 int Run(Options o) {
   // The trainer's worker process setup (threads, malloc tuning, flush-to-zero), so the C++ side measures
   // what training runs.
-  const TrainingThreads configured = ConfigureTrainingProcess({o.threads, o.blas_threads});
-  o.threads = configured.torch_threads;
-  const int blas_threads = configured.blas_threads;
-  if (blas_threads > 0) o.blas_threads = blas_threads;
+  o.threads = ConfigureTrainingProcess(o.threads);
   absl::StatusOr<json> sgemm = MeasureQuietly(o, "sgemm peak", [&]() -> absl::StatusOr<json> {
     return json{{"n", o.sgemm_n}, {"gflops", MeasureSgemmGflops(o.sgemm_n, 5)}};
   });
@@ -613,7 +700,7 @@ int Run(Options o) {
     return 1;
   }
   const double peak = (*sgemm)["gflops"];
-  json results = {{"threads", {{"torch", at::get_num_threads()}, {"openblas", blas_threads}}},
+  json results = {{"threads", {{"torch", at::get_num_threads()}}},
                   {"sgemm", *sgemm},
                   {"batch", o.batch},
                   {"src_len", o.src_len},
@@ -632,25 +719,30 @@ int Run(Options o) {
   }
 
   std::printf(
-      "distill-bench-student: torch %d threads, OpenBLAS %d threads; sgemm peak %.1f GFLOP/s "
-      "(%dx%dx%d float32, best of 5)\n",
-      at::get_num_threads(), blas_threads, peak, o.sgemm_n, o.sgemm_n, o.sgemm_n);
-  if (!results["shapes"].empty() && results["shapes"][0].contains("python")) {
-    const json& py = results["shapes"][0]["python"];
+      "distill-bench-student: torch %d threads; sgemm peak %.1f GFLOP/s (%dx%dx%d float32, best of 5)\n",
+      at::get_num_threads(), peak, o.sgemm_n, o.sgemm_n, o.sgemm_n);
+  if (!results["shapes"].empty() && results["shapes"][0].contains(kTransformers)) {
+    const json& hf = results["shapes"][0][kTransformers];
     std::printf(
-        "Python baseline: torch %s (python %s), torch %d threads, OpenBLAS %d threads; sgemm %.1f "
+        "Python baselines (%s): torch %s, transformers %s (python %s), torch %d threads; sgemm %.1f "
         "GFLOP/s\n",
-        py["torch_version"].get<std::string>().c_str(), py["python"].get<std::string>().c_str(),
-        py["torch_threads"].get<int>(),
-        py["openblas_threads"].is_null() ? -1 : py["openblas_threads"].get<int>(),
-        py.value("sgemm_gflops", 0.0));
+        o.python.c_str(), hf["torch_version"].get<std::string>().c_str(),
+        hf["transformers_version"].get<std::string>().c_str(), hf["python"].get<std::string>().c_str(),
+        hf["torch_threads"].get<int>(), hf.value("sgemm_gflops", 0.0));
   }
-  std::printf("%-6s %-34s %12s %12s %8s %6s %6s %6s  %s\n", "shape", "measure (tokens/s)", "C++", "Python",
-              "ratio", "target", "MFU", "MFU Py", "");
+  std::printf(
+      "Ratios are C++ / transformers (T5ForConditionalGeneration, generate() with its KV cache); a row fails "
+      "below its floor; PASS+AIM: the aim is met too. \"reference\": the plain-PyTorch T5 "
+      "(t5_reference.py).\n");
+  std::printf("%-6s %-26s %10s %12s %7s %7s %6s %-8s %10s %7s %6s %6s\n", "shape", "measure (tokens/s)",
+              "C++", "transformers", "ratio", "floor", "aim", "verdict", "reference", "ratio", "MFU",
+              "MFU HF");
   bool all_pass = true;
-  for (json& r : results["shapes"]) all_pass = Report(o, peak, r) && all_pass;
+  bool all_aims = true;
+  for (json& r : results["shapes"]) all_pass = Report(o, peak, r, all_aims) && all_pass;
   results["all_targets_met"] = all_pass;
-  std::printf("all targets met: %s\n", all_pass ? "yes" : "no");
+  results["all_aims_met"] = all_aims;
+  std::printf("all floors met: %s; all aims met: %s\n", all_pass ? "yes" : "no", all_aims ? "yes" : "no");
 
   if (!o.out.empty()) {
     std::ofstream file(o.out);
@@ -676,15 +768,14 @@ int main(int argc, char** argv) {
   flags.StringList("shapes", &o.shapes, "model shapes: tiny (TinyT5Config), small (t5-v1_1-small)");
   flags.Int("threads", &o.threads,
             "torch intra-op threads on both sides (0: libtorch's default here, at::get_num_threads())");
-  flags.Int("blas_threads", &o.blas_threads,
-            "OpenBLAS threads on both sides (0: OpenBLAS's default here, openblas_get_num_threads())");
   flags.Int("train_warmup", &o.train_warmup, "untimed training steps first");
   flags.Int("train_steps", &o.train_steps, "timed training steps (0: tiny 100, small 10)");
   flags.StringList("gen_batches", &o.gen_batches, "generation batch sizes");
   flags.Int("gen_tokens", &o.gen_tokens, "new tokens per generated sequence");
   flags.Int("gen_reps", &o.gen_reps, "timed generation runs; the best counts");
-  flags.String("python", &o.python, "interpreter with Debian's python3-torch");
-  flags.String("script", &o.script, "the Python baseline");
+  flags.String("python", &o.python,
+               "interpreter with the pinned torch and transformers: the virtualenv CMake found");
+  flags.String("script", &o.script, "the Python baselines (t5_reference.py)");
   flags.String("work_dir", &o.work_dir, "where config.json, model.safetensors and parity inputs go");
   flags.String("out", &o.out, "write every result as JSON here");
   flags.Bool("skip_python", &o.skip_python, "measure the C++ side only");

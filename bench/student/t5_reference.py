@@ -1,29 +1,36 @@
-#!/usr/bin/python3
-"""The Python baseline of distill-bench-student: a plain-PyTorch T5, written for this benchmark.
+#!/usr/bin/env python3
+"""The Python baselines of distill-bench-student: Hugging Face transformers' T5, and a plain-PyTorch T5.
 
-The model follows the math of Hugging Face transformers' T5ForConditionalGeneration (original T5 with
-relu feed-forward and tied embeddings, and the v1.1 / flan layout with gated-gelu and an untied lm_head):
-RMS layer norm in float32 without bias, no biases anywhere, unscaled attention scores plus a relative
-position bias (log-spaced buckets, bidirectional in the encoder, causal in the decoder) owned by block 0
-of each stack, softmax in float32, dropout in training mode only. Parameter names are Hugging Face's, so
-a model.safetensors written by the C++ side (common/student/model/t5_weights.h) loads name for name.
+Two implementations of the same model, picked with --impl:
+  transformers  transformers.T5ForConditionalGeneration loaded with from_pretrained from the directory of
+                --config (config.json and model.safetensors, as the C++ side writes them), offline: what
+                a user would otherwise run. Generation is its generate() with its own KV cache.
+  reference     a plain-PyTorch T5 written for this benchmark (the default). It follows the math of
+                T5ForConditionalGeneration (original T5 with relu feed-forward and tied embeddings, and
+                the v1.1 / flan layout with gated-gelu and an untied lm_head): RMS layer norm in float32
+                without bias, no biases anywhere, unscaled attention scores plus a relative position bias
+                (log-spaced buckets, bidirectional in the encoder, causal in the decoder) owned by block 0
+                of each stack, softmax in float32, dropout in training mode only. Parameter names are
+                Hugging Face's, so a model.safetensors written by the C++ side
+                (common/student/model/t5_weights.h) loads name for name.
 
 Measured, each printed as one JSON object on stdout:
-  train       tokens/s of AdamW training steps (forward, cross entropy, backward, step) on random ids;
-  generate    greedy tokens/s with a KV cache (self-attention keys/values appended per step,
-              cross-attention keys/values projected once) and without one (the decoder re-runs over the
-              whole prefix every step; only the last position goes through lm_head). Every sequence
-              generates exactly --gen-tokens tokens: there is no EOS stop;
+  train       tokens/s of AdamW training steps (forward, cross entropy, backward, step; dropout on) on
+              random ids;
+  generate    greedy tokens/s with a KV cache and, for the reference model, without one (the decoder
+              re-runs over the whole prefix every step; only the last position goes through lm_head).
+              Every sequence generates exactly --gen-tokens tokens: there is no EOS stop;
   parity      given the C++ side's --parity file: max |logits difference| on its batch, and the greedy
               tokens (cached and uncached) for its generation inputs.
 
-Run by distill-bench-student; usable alone:
-  /usr/bin/python3 bench/student/t5_reference.py --config DIR/config.json --weights DIR/model.safetensors
-Needs Debian's python3-torch and python3-numpy (scripts/install-bench-deps.sh), hence /usr/bin/python3.
+Run by distill-bench-student under the project's virtualenv python (scripts/venv-path.sh prints the
+virtualenv; scripts/install-deps.sh creates it with the pinned torch, transformers and safetensors), the
+same torch whose libtorch the C++ side links. Usable alone:
+  "$(scripts/venv-path.sh)/bin/python" bench/student/t5_reference.py --impl transformers \
+      --config DIR/config.json --weights DIR/model.safetensors
 """
 
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -31,7 +38,6 @@ import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,13 +46,17 @@ from torch import nn
 # ---------------------------------------------------------------------------------------------------
 # safetensors: [u64 little-endian header length][JSON header][raw little-endian tensor data]
 
-_NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+_TORCH_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+                 "I32": torch.int32}
 
 
 def read_safetensors(path):
-    """Every tensor of the file at `path` as a torch tensor (BF16 widened to float32), by name."""
+    """Every tensor of the file at `path` as a torch tensor (BF16 and F16 widened to float32), by name."""
+    # torch.frombuffer reads native byte order, and safetensors is little-endian.
+    if sys.byteorder != "little":
+        raise RuntimeError("reading safetensors needs a little-endian machine")
     with open(path, "rb") as f:
-        blob = f.read()
+        blob = bytearray(f.read())
     if len(blob) < 8:
         raise ValueError(f"{path}: shorter than the 8-byte header length")
     (header_len,) = struct.unpack("<Q", blob[:8])
@@ -56,17 +66,17 @@ def read_safetensors(path):
     for name, entry in header.items():
         if name == "__metadata__":
             continue
+        dtype = _TORCH_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise ValueError(f"{path}: {name}: unsupported dtype {entry['dtype']}")
         begin, end = entry["data_offsets"]
-        raw = blob[data_start + begin:data_start + end]
-        dtype = entry["dtype"]
-        if dtype == "BF16":
-            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            array = bits.view(np.float32)
-        elif dtype in _NUMPY_DTYPES:
-            array = np.frombuffer(raw, dtype=np.dtype(_NUMPY_DTYPES[dtype]).newbyteorder("<"))
+        count = (end - begin) // dtype.itemsize
+        if count == 0:  # torch.frombuffer refuses empty ranges
+            flat = torch.empty(0, dtype=dtype)
         else:
-            raise ValueError(f"{path}: {name}: unsupported dtype {dtype}")
-        tensors[name] = torch.from_numpy(array.reshape(entry["shape"]).copy())
+            flat = torch.frombuffer(blob, dtype=dtype, count=count, offset=data_start + begin)
+        tensor = flat.reshape(entry["shape"]).clone()
+        tensors[name] = tensor.float() if dtype in (torch.float16, torch.bfloat16) else tensor
     return tensors
 
 
@@ -342,18 +352,81 @@ def generate_uncached(model, ids, mask, new_tokens):
 
 
 # ---------------------------------------------------------------------------------------------------
+# The two implementations behind one interface: what the measurements below call.
+
+class ReferenceImpl:
+    """The plain-PyTorch T5 above."""
+
+    name = "reference"
+
+    def __init__(self, cfg, weights):
+        self.model = T5(cfg)
+        if weights:
+            self.model.load_state_dict(read_safetensors(weights), strict=True)
+        self.vocab_size, self.decoder_start = cfg.vocab_size, cfg.decoder_start
+
+    def loss(self, ids, mask, decoder_ids, labels):
+        return loss_fn(self.model(ids, mask, decoder_ids), labels)
+
+    def logits(self, ids, mask, decoder_ids):
+        return self.model(ids, mask, decoder_ids)
+
+    def generate(self, ids, mask, new_tokens, cached):
+        return (generate_cached if cached else generate_uncached)(self.model, ids, mask, new_tokens)
+
+
+class TransformersImpl:
+    """transformers.T5ForConditionalGeneration from the directory of config.json, with its generate()."""
+
+    name = "transformers"
+
+    def __init__(self, config_path, weights):
+        # Everything is local: never ask the Hugging Face hub for anything.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        import transformers  # pylint: disable=import-outside-toplevel
+        transformers.logging.set_verbosity_error()
+        directory = os.path.dirname(os.path.abspath(config_path))
+        if weights is None or os.path.abspath(weights) != os.path.join(directory, "model.safetensors"):
+            raise ValueError(f"--impl transformers loads model.safetensors beside --config: pass --weights "
+                             f"{os.path.join(directory, 'model.safetensors')}")
+        self.model, info = transformers.T5ForConditionalGeneration.from_pretrained(
+            directory, dtype=torch.float32, local_files_only=True, use_safetensors=True, output_loading_info=True)
+        # The embeddings of the two stacks (and a tied lm_head) are the shared one, so the file need not
+        # hold them; anything else missing would be a freshly initialised weight.
+        tied = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+        missing = [k for k in info["missing_keys"] if k not in tied or
+                   (k == "lm_head.weight" and not self.model.config.tie_word_embeddings)]
+        unexpected = info["unexpected_keys"]
+        if missing or unexpected or info["mismatched_keys"]:
+            raise ValueError(f"{directory}: weights do not match T5ForConditionalGeneration: missing {missing}, "
+                             f"unexpected {unexpected}, mismatched {info['mismatched_keys']}")
+        self.transformers_version = transformers.__version__
+        self.vocab_size = self.model.config.vocab_size
+        self.decoder_start = self.model.config.decoder_start_token_id
+        # The C++ side never stops a row at EOS. Without an EOS id generate() neither stops a row nor
+        # masks EOS's logit (min_new_tokens would), so every row gets exactly the tokens asked for and
+        # they stay comparable with the C++ ones.
+        self.model.generation_config.eos_token_id = None
+        self.model.config.eos_token_id = None
+
+    def loss(self, ids, mask, decoder_ids, labels):
+        del decoder_ids  # T5ForConditionalGeneration shifts labels right itself, to the same ids
+        return self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    def logits(self, ids, mask, decoder_ids):
+        return self.model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+
+    @torch.inference_mode()
+    def generate(self, ids, mask, new_tokens, cached):
+        out = self.model.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                  do_sample=False, num_beams=1, use_cache=cached)
+        # generate() returns the decoder start token first.
+        return out[:, 1:]
+
+
+# ---------------------------------------------------------------------------------------------------
 # Measurements.
-
-def openblas_threads(set_to=None):
-    """OpenBLAS's own thread count (it does not follow torch.set_num_threads); None if not OpenBLAS."""
-    try:
-        lib = ctypes.CDLL("libopenblas.so.0", mode=os.RTLD_NOLOAD | os.RTLD_NOW)
-    except OSError:
-        return None
-    if set_to is not None:
-        lib.openblas_set_num_threads(ctypes.c_int(set_to))
-    return lib.openblas_get_num_threads()
-
 
 def random_ids(generator, vocab, *shape):
     return torch.randint(2, vocab, shape, generator=generator, dtype=torch.int64)
@@ -370,15 +443,14 @@ def measure_sgemm(n, reps):
     return 2.0 * n ** 3 / best / 1e9
 
 
-def measure_training(model, args):
-    cfg = model.cfg
+def measure_training(impl, args):
     gen = torch.Generator().manual_seed(1)
-    ids = random_ids(gen, cfg.vocab_size, args.batch, args.src_len)
+    ids = random_ids(gen, impl.vocab_size, args.batch, args.src_len)
     mask = torch.ones_like(ids)
-    labels = random_ids(gen, cfg.vocab_size, args.batch, args.tgt_len)
-    decoder_ids = torch.cat([torch.full((args.batch, 1), cfg.decoder_start, dtype=torch.int64), labels[:, :-1]], 1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    model.train()
+    labels = random_ids(gen, impl.vocab_size, args.batch, args.tgt_len)
+    decoder_ids = torch.cat([torch.full((args.batch, 1), impl.decoder_start, dtype=torch.int64), labels[:, :-1]], 1)
+    optimizer = torch.optim.AdamW(impl.model.parameters(), lr=args.lr)
+    impl.model.train()
     phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     times = []
     cpu_start = 0.0
@@ -387,7 +459,7 @@ def measure_training(model, args):
             cpu_start = time.process_time()
         t0 = time.perf_counter()
         optimizer.zero_grad()
-        loss = loss_fn(model(ids, mask, decoder_ids), labels)
+        loss = impl.loss(ids, mask, decoder_ids, labels)
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -402,34 +474,33 @@ def measure_training(model, args):
     total = sum(times)
     tokens = args.batch * (args.src_len + args.tgt_len) * len(times)
     return {"steps": len(times), "seconds": total, "cpu_seconds": cpu_seconds, "tokens_per_second": tokens / total,
-            "step_seconds_median": sorted(times)[len(times) // 2], "final_loss": float(loss),
+            "step_seconds_median": sorted(times)[len(times) // 2], "final_loss": float(loss.detach()),
             "phase_seconds": phases, "optimizer": "AdamW", "lr": args.lr,
             "foreach": optimizer.defaults.get("foreach")}
 
 
-def measure_generation(model, args, batch, cached):
-    cfg = model.cfg
+def measure_generation(impl, args, batch, cached):
     gen = torch.Generator().manual_seed(2)
-    ids = random_ids(gen, cfg.vocab_size, batch, args.src_len)
+    ids = random_ids(gen, impl.vocab_size, batch, args.src_len)
     mask = torch.ones_like(ids)
-    model.eval()
-    run = generate_cached if cached else generate_uncached
-    run(model, ids, mask, min(4, args.gen_tokens))  # warm-up
+    impl.model.eval()
+    impl.generate(ids, mask, min(4, args.gen_tokens), cached)  # warm-up
     best = math.inf
     for _ in range(args.gen_reps):
         start = time.perf_counter()
-        out = run(model, ids, mask, args.gen_tokens)
+        out = impl.generate(ids, mask, args.gen_tokens, cached)
         best = min(best, time.perf_counter() - start)
-    assert out.shape == (batch, args.gen_tokens)
+    if tuple(out.shape) != (batch, args.gen_tokens):
+        raise RuntimeError(f"{impl.name}: generated {tuple(out.shape)} tokens, expected {(batch, args.gen_tokens)}")
     return {"batch": batch, "new_tokens": args.gen_tokens, "kv_cache": cached, "seconds": best,
             "tokens_per_second": batch * args.gen_tokens / best}
 
 
-def check_parity(model, path):
+def check_parity(impl, path):
     data = read_safetensors(path)
-    model.eval()
+    impl.model.eval()
     with torch.inference_mode():
-        logits = model(data["input_ids"], data["attention_mask"], data["decoder_input_ids"])
+        logits = impl.logits(data["input_ids"], data["attention_mask"], data["decoder_input_ids"])
     reference = data["logits"]
     diff = (logits - reference).abs()
     result = {"logits_shape": list(logits.shape), "logits_max_abs_diff": float(diff.max()),
@@ -437,18 +508,20 @@ def check_parity(model, path):
               "argmax_agreement": float((logits.argmax(-1) == reference.argmax(-1)).float().mean())}
     ids, mask = data["gen_input_ids"], data["gen_attention_mask"]
     new_tokens = int(data["gen_new_tokens"].reshape(-1)[0])
-    result["greedy_cached"] = generate_cached(model, ids, mask, new_tokens).tolist()
-    result["greedy_uncached"] = generate_uncached(model, ids, mask, new_tokens).tolist()
+    result["greedy_cached"] = impl.generate(ids, mask, new_tokens, cached=True).tolist()
+    result["greedy_uncached"] = impl.generate(ids, mask, new_tokens, cached=False).tolist()
     return result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", choices=("reference", "transformers"), default="reference",
+                        help="the plain-PyTorch T5 here, or transformers' T5ForConditionalGeneration")
     parser.add_argument("--config", required=True, help="Hugging Face config.json")
-    parser.add_argument("--weights", help="model.safetensors to load (default: a fresh random init)")
+    parser.add_argument("--weights", help="model.safetensors to load (reference: default a fresh random init; "
+                                          "transformers: required, beside --config)")
     parser.add_argument("--parity", help="parity.safetensors written by distill-bench-student")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op (OpenMP) threads")
-    parser.add_argument("--blas-threads", type=int, default=0, help="OpenBLAS threads (0: --threads)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--src-len", type=int, default=64)
     parser.add_argument("--tgt-len", type=int, default=32)
@@ -458,35 +531,37 @@ def main():
     parser.add_argument("--gen-batches", default="1,16", help="comma-separated batch sizes")
     parser.add_argument("--gen-tokens", type=int, default=32, help="new tokens per sequence")
     parser.add_argument("--gen-reps", type=int, default=3, help="timed repetitions (the best counts)")
-    parser.add_argument("--no-uncached", action="store_true", help="skip generation without a KV cache")
+    parser.add_argument("--no-uncached", action="store_true",
+                        help="skip generation without a KV cache (for transformers: use_cache=False)")
     parser.add_argument("--sgemm-n", type=int, default=0, help="also measure an n^3 sgemm (0: skip)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    blas_threads = openblas_threads(set_to=args.blas_threads or args.threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
 
-    with open(args.config) as f:
-        cfg = Config(json.load(f))
-    model = T5(cfg)
-    if args.weights:
-        model.load_state_dict(read_safetensors(args.weights), strict=True)
-    result = {"torch_version": torch.__version__, "python": sys.version.split()[0],
-              "torch_threads": torch.get_num_threads(), "openblas_threads": blas_threads,
-              "parameters": sum(p.numel() for p in model.parameters())}
+    if args.impl == "transformers":
+        impl = TransformersImpl(args.config, args.weights)
+    else:
+        with open(args.config) as f:
+            impl = ReferenceImpl(Config(json.load(f)), args.weights)
+    result = {"impl": impl.name, "torch_version": torch.__version__, "python": sys.version.split()[0],
+              "torch_threads": torch.get_num_threads(),
+              "parameters": sum(p.numel() for p in impl.model.parameters())}
+    if args.impl == "transformers":
+        result["transformers_version"] = impl.transformers_version
     if args.sgemm_n > 0:
         result["sgemm_gflops"] = measure_sgemm(args.sgemm_n, 5)
     if args.parity:
-        result["parity"] = check_parity(model, args.parity)
+        result["parity"] = check_parity(impl, args.parity)
     generation = []
     for batch in (int(b) for b in args.gen_batches.split(",") if b):
         for cached in ([True] if args.no_uncached else [True, False]):
-            generation.append(measure_generation(model, args, batch, cached))
+            generation.append(measure_generation(impl, args, batch, cached))
     result["generate"] = generation
     # Training last: it changes the weights.
     if args.train_steps > 0:
-        result["train"] = measure_training(model, args)
+        result["train"] = measure_training(impl, args)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

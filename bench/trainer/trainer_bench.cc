@@ -7,7 +7,7 @@
 // Each configuration trains the preset from scratch (tokenizer trained on the data, vocabulary 8000 at most)
 // on synthetic step-by-step records (arithmetic word problems with rationales, ~40 source and ~20 target
 // tokens per task), --batch_size records per rank per step, so the global batch grows with the ranks (weak
-// scaling: each rank does the same work). Every rank gets --threads intra-op and OpenBLAS threads. The
+// scaling: each rank does the same work). Every rank gets --threads intra-op threads (MKL shares them). The
 // worker reports every step; the first --warmup steps are dropped and the rest averaged:
 //   tokens/s      non-padding source + target tokens of the global batch per second of step time;
 //   step          wall time of one optimizer step on rank 0, split into data, forward, backward,
@@ -198,7 +198,7 @@ int Main(int argc, char** argv) {
   flags.Int("steps", &o.steps, "optimizer steps per configuration");
   flags.Int("warmup", &o.warmup, "first steps left out of the averages");
   flags.Int("batch_size", &o.batch_size, "records per rank per step");
-  flags.Int("threads", &o.threads, "intra-op and OpenBLAS threads per rank");
+  flags.Int("threads", &o.threads, "intra-op threads per rank");
   flags.Int("records", &o.records, "synthetic records in the dataset");
   flags.Int("repeats", &o.repeats,
             "runs per configuration; the fastest is reported (machines shared with builds are noisy)");

@@ -8,7 +8,6 @@
 #include <utility>
 #include <vector>
 
-#include "ATen/Parallel.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging/logging.h"
@@ -142,9 +141,6 @@ class InferenceModule final : public rpc::ServiceModule {
         authenticator_(context.guard.authenticator) {}
 
   absl::Status Start() {
-    // One libtorch intra-op thread: OpenBLAS keeps its own pool for the matrix products, and two pools
-    // spinning on the same cores made decoding several times slower (bench/student/README.md).
-    at::set_num_threads(1);
     if (!config_.http_address.empty()) {
       absl::StatusOr<std::unique_ptr<inference::OpenAiHttpServer>> http =
           inference::OpenAiHttpServer::Start(config_.http_address, &registry_, &metrics_, authenticator_);

@@ -121,10 +121,10 @@ absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Start(WorkerGroupOptio
     std::vector<char*> argv;
     for (std::string& a : argv_strings) argv.push_back(a.data());
     argv.push_back(nullptr);
-    // The parent's environment, plus OMP_WAIT_POLICY=PASSIVE unless set: with the default, idle OpenMP
-    // threads spin while OpenBLAS's own pool does the matrix work, and a 2-thread worker ran slower than a
-    // 1-thread one here (tiny shape: 9.9k vs 34.5k tokens/s; 26k with PASSIVE). It must be in the
-    // environment before the worker starts, so the worker cannot set it itself.
+    // The parent's environment, plus OMP_WAIT_POLICY=PASSIVE unless set: idle OpenMP threads then sleep
+    // instead of spinning, which keeps ranks that share a host's cores from slowing each other (see
+    // bench/trainer/README.md). It must be in the environment before the worker starts, so the worker
+    // cannot set it itself.
     std::vector<std::string> env_strings;
     bool has_wait_policy = false;
     for (char** e = environ; *e != nullptr; ++e) {

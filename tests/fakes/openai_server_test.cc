@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/paths.h"
 
 namespace distill::fakes {
 namespace {
@@ -25,7 +26,7 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Json = nlohmann::json;
 
-const std::string kDataDir = DISTILL_SOURCE_DIR "/../shared/data";
+const std::string kDataDir = ::distill::testing::SourceDir() + "/../shared/data";
 
 // A small corpus that needs no data files: question i is answered "... The answer is (i)."
 std::vector<RecordedAnswer> SyntheticCorpus(int size) {

@@ -7,8 +7,8 @@
 // real metrics.
 
 #include <cctype>
-#include <cstdlib>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -31,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "services/coordinator/jobspec/job_yaml.h"
 #include "tests/support/loopback_http.h"
+#include "tests/support/paths.h"
 #include "tests/support/ports.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -47,9 +48,9 @@ namespace fs = std::filesystem;
 // broken one).
 std::string DeployDir() {
   const char* dir = std::getenv("DISTILL_DEPLOY_DIR");
-  return dir != nullptr && *dir != '\0' ? dir : std::string(DISTILL_SOURCE_DIR) + "/deploy";
+  return dir != nullptr && *dir != '\0' ? dir : ::distill::testing::SourceDir() + "/deploy";
 }
-const std::string kBin = std::string(DISTILL_BINARY_DIR) + "/bin/";
+const std::string kBin = ::distill::testing::BinaryDir() + "/bin/";
 
 // A job small enough to finish in seconds that still touches every stage and every service: teacher
 // samples, curation with drops, two trainer runs with evaluations and checkpoints, evaluation Predicts, a

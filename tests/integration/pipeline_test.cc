@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "services/coordinator/jobspec/job_yaml.h"
 #include "tests/support/loopback_http.h"
+#include "tests/support/paths.h"
 #include "tests/support/subprocess.h"
 
 namespace distill {
@@ -34,7 +35,9 @@ namespace {
 
 using testing::Subprocess;
 
-std::string BinaryPath(const std::string& binary) { return absl::StrCat(DISTILL_BINARY_DIR, "/bin/", binary); }
+std::string BinaryPath(const std::string& binary) {
+  return absl::StrCat(::distill::testing::BinaryDir(), "/bin/", binary);
+}
 
 // One service process and the addresses from its listening line.
 struct Service {

@@ -28,6 +28,7 @@
 #include "httplib.h"
 #include "tests/support/generic_call.h"
 #include "tests/support/loopback_http.h"
+#include "tests/support/paths.h"
 #include "tests/support/subprocess.h"
 
 namespace distill {
@@ -63,7 +64,7 @@ std::vector<ServiceBinary> AllBinaries() {
 }
 
 std::string BinaryPath(const std::string& binary) {
-  return absl::StrCat(DISTILL_BINARY_DIR, "/bin/", binary);
+  return absl::StrCat(::distill::testing::BinaryDir(), "/bin/", binary);
 }
 
 struct Listening {
@@ -99,7 +100,7 @@ void ExpectPromtoolAccepts(const std::string& exposition, const std::string& nam
   const std::string path = ::testing::TempDir() + name + "_metrics.txt";
   std::ofstream(path) << exposition;
   const std::string command =
-      absl::StrCat(DISTILL_PROMTOOL, " check metrics < ", path, " > ", path, ".out 2>&1");
+      absl::StrCat(::distill::testing::Promtool(), " check metrics < ", path, " > ", path, ".out 2>&1");
   EXPECT_EQ(std::system(command.c_str()), 0) << "promtool rejected " << name;
   std::ifstream out(path + ".out");
   std::string problems((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());

@@ -14,7 +14,6 @@
 #include "ATen/Parallel.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
-#include "common/student/runtime/blas_threads.h"
 #include "torch/autograd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -211,10 +210,7 @@ constexpr int64_t kMinPartBytes = 96 * 1024;
 
 }  // namespace
 
-int FewRowsLinearThreads() {
-  const int openblas = OpenBlasThreads();
-  return std::max(1, openblas > 0 ? openblas : at::get_num_threads());
-}
+int FewRowsLinearThreads() { return std::max(1, at::get_num_threads()); }
 
 std::optional<torch::Tensor> FewRowsLinear(const torch::Tensor& x, const torch::Tensor& w) {
 #ifdef DISTILL_FEW_ROWS_AVX512

@@ -30,8 +30,8 @@ inline constexpr int64_t kFewRowsMaxRows = 64;
 // caller's product computes on its own thread alone.
 std::optional<torch::Tensor> FewRowsLinear(const torch::Tensor& x, const torch::Tensor& w);
 
-// The threads FewRowsLinear splits a product across: OpenBLAS's thread count when OpenBLAS is the BLAS in
-// this process, else libtorch's intra-op thread count.
+// The threads FewRowsLinear splits a product across: libtorch's intra-op thread count (the threads its
+// own matrix products would use).
 int FewRowsLinearThreads();
 
 }  // namespace distill::student

@@ -117,7 +117,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       const torch::Tensor& grad = p.grad();
       TORCH_CHECK(!grad.is_sparse(), "FusedAdamW does not support sparse gradients");
       // The key libtorch's optimizers use, so save()/load() see the same state map.
-      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      void* const key = p.unsafeGetTensorImpl();
       auto found = state_.find(key);
       if (found == state_.end()) {
         auto state = std::make_unique<AdamWParamState>();

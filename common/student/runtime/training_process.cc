@@ -2,15 +2,12 @@
 
 #include <malloc.h>
 
-#include <cstddef>
-
 #include "ATen/Context.h"
 #include "ATen/Parallel.h"
-#include "common/student/runtime/blas_threads.h"
 
 namespace distill::student {
 
-TrainingThreads ConfigureTrainingProcess(const TrainingThreads& threads) {
+int ConfigureTrainingProcess(int threads) {
   // M_MMAP_MAX 0: every block comes from the heap, whatever its size (the mmap threshold cannot be raised
   // past 32 MiB, and the largest per-step tensors of t5-v1_1-small are 64 MiB). Setting the trim threshold
   // (which also stops glibc from adjusting it) keeps freed memory at the top of the heap mapped.
@@ -18,12 +15,8 @@ TrainingThreads ConfigureTrainingProcess(const TrainingThreads& threads) {
   mallopt(M_TRIM_THRESHOLD, -1);  // -1: never (glibc manual)
   mallopt(M_TOP_PAD, 64 << 20);
   at::globalContext().setFlushDenormal(true);
-  if (threads.torch_threads > 0) at::set_num_threads(threads.torch_threads);
-  TrainingThreads result;
-  result.torch_threads = at::get_num_threads();
-  if (threads.blas_threads > 0) SetOpenBlasThreads(threads.blas_threads);
-  result.blas_threads = OpenBlasThreads();
-  return result;
+  if (threads > 0) at::set_num_threads(threads);
+  return at::get_num_threads();
 }
 
 }  // namespace distill::student

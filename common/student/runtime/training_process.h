@@ -6,25 +6,18 @@
 
 namespace distill::student {
 
-struct TrainingThreads {
-  // libtorch's intra-op (OpenMP) pool, used by elementwise ops and reductions; 0 leaves it as it is.
-  int torch_threads = 0;
-  // OpenBLAS's own pthread pool, used by every matmul (at::set_num_threads does not size it); 0 leaves it
-  // as it is. Ignored when the BLAS in this process is not OpenBLAS.
-  int blas_threads = 0;
-};
-
 // Applies, process-wide:
-//   - the thread counts in `threads`;
+//   - `threads` intra-op threads (0 leaves the count as it is). libtorch's one pool serves everything: the
+//     wheel's MKL runs its matrix products on the same OpenMP threads as elementwise ops and reductions;
 //   - glibc malloc tuning: no mmap for large blocks and no trimming of the heap. A training step allocates
 //     and frees the same large tensors (activations, gradients, logits) every step; by default glibc
-//     serves blocks over 32 MiB with mmap and unmaps them on free, so each step page-faults them in again
-//     (measured: 15-20% of a t5-v1_1-small step). With these settings freed memory stays in the heap and
-//     is reused; the process keeps its peak footprint until it exits.
+//     serves blocks over 32 MiB with mmap and unmaps them on free, so each step page-faults them in again.
+//     With these settings freed memory stays in the heap and is reused; the process keeps its peak
+//     footprint until it exits;
 //   - flush-to-zero for denormals (T5Model::Create does this too), which keeps float math on tiny values
 //     from slowing down.
-// Returns the counts in effect afterwards (blas_threads -1 when the BLAS is not OpenBLAS).
-TrainingThreads ConfigureTrainingProcess(const TrainingThreads& threads);
+// Returns the intra-op thread count in effect afterwards.
+int ConfigureTrainingProcess(int threads);
 
 }  // namespace distill::student
 

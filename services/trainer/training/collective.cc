@@ -46,7 +46,7 @@ absl::Status Guard(int rank, std::string_view what, F&& body) {
 class ProcessGroupCollective final : public Collective {
  public:
   ProcessGroupCollective(int rank, int world_size, c10::intrusive_ptr<c10d::Store> store,
-                         c10::intrusive_ptr<c10d::ProcessGroup> group)
+                         c10::intrusive_ptr<c10d::Backend> group)
       : rank_(rank), world_size_(world_size), store_(std::move(store)), group_(std::move(group)) {}
 
   int rank() const override { return rank_; }
@@ -100,7 +100,7 @@ class ProcessGroupCollective final : public Collective {
   const int rank_;
   const int world_size_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<c10d::Backend> group_;
 };
 
 bool IsLoopback(const std::string& host) {
@@ -127,7 +127,7 @@ absl::StatusOr<std::unique_ptr<Collective>> Rendezvous(const RendezvousOptions& 
         strings::Cat("master port: must be in [1, 65535], got ", options.master_port));
   }
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<c10d::Backend> group;
   absl::Status status =
       Guard(options.rank, strings::Cat("rendezvous at ", options.master_addr, ":", options.master_port), [&] {
         c10d::TCPStoreOptions store_options;

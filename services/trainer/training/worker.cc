@@ -48,7 +48,7 @@ absl::StatusOr<WorkerArgs> ParseWorkerArgs(const std::vector<std::string>& args)
   flags.String("master-addr", &w.master_addr, "host of rank 0's rendezvous store (default: $MASTER_ADDR)");
   flags.Int("master-port", &w.master_port, "port of rank 0's rendezvous store (default: $MASTER_PORT)");
   flags.Int("threads", &w.threads,
-            "this rank's threads (OpenBLAS's pool; libtorch's intra-op pool gets 1); 0 = the spec's "
+            "this rank's threads (libtorch's intra-op pool, which MKL's products share); 0 = the spec's "
             "threads_per_rank, else cores / world size");
   absl::StatusOr<std::vector<std::string>> positional = flags.Parse(args);
   if (flags.help_requested()) return absl::CancelledError(flags.Usage());

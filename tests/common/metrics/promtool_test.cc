@@ -15,6 +15,7 @@
 #include "common/metrics/builder.h"
 #include "common/metrics/registry.h"
 #include "gtest/gtest.h"
+#include "tests/support/paths.h"
 
 namespace distill::metrics {
 namespace {
@@ -35,7 +36,8 @@ PromtoolResult CheckMetrics(const std::string& text) {
     file << text;
   }
   PromtoolResult result;
-  const std::string command = absl::StrCat("'", DISTILL_PROMTOOL, "' check metrics < '", path, "' 2>&1");
+  const std::string command =
+      absl::StrCat("'", ::distill::testing::Promtool(), "' check metrics < '", path, "' 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];
@@ -104,8 +106,8 @@ void FillRichRegistry(Registry& registry) {
 }
 
 TEST(PromtoolTest, PromtoolIsAvailable) {
-  ASSERT_STRNE(DISTILL_PROMTOOL, "");
-  EXPECT_EQ(access(DISTILL_PROMTOOL, X_OK), 0) << DISTILL_PROMTOOL;
+  ASSERT_NE(::distill::testing::Promtool(), "");
+  EXPECT_EQ(access(::distill::testing::Promtool().c_str(), X_OK), 0) << ::distill::testing::Promtool();
 }
 
 TEST(PromtoolTest, AcceptsRichRegistry) {

@@ -25,6 +25,7 @@
 #include "httplib.h"
 #include "tests/support/generic_call.h"
 #include "tests/support/loopback_http.h"
+#include "tests/support/paths.h"
 
 namespace distill::rpc {
 namespace {
@@ -154,7 +155,7 @@ TEST_F(ServerTest, ExposesMetricsThatPromtoolAccepts) {
   ASSERT_TRUE(Predict("x").ok());
   const std::string path = WriteTempFile("server_metrics.txt", Scrape());
   const std::string command =
-      absl::StrCat(DISTILL_PROMTOOL, " check metrics < ", path, " > ", path, ".out 2>&1");
+      absl::StrCat(::distill::testing::Promtool(), " check metrics < ", path, " > ", path, ".out 2>&1");
   EXPECT_EQ(std::system(command.c_str()), 0);
   std::ifstream out(path + ".out");
   std::string problems((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());

@@ -1,6 +1,6 @@
 // The Docker deployment as committed: deploy/docker-compose.yml, its service configs (loaded with each
 // service's own config loader), the Grafana provisioning, deploy/prometheus/prometheus.yml's targets,
-// docker/Dockerfile, docker/Dockerfile.cuda and docker/entrypoint.sh. The generic checks are
+// docker/Dockerfile and docker/entrypoint.sh. The generic checks are
 // deploy_checks.h's (tested on broken input in deploy_checks_test.cc); the rest ties the files to each
 // other and to the services: ports, addresses, the shared volume, the binaries CMake builds.
 
@@ -31,6 +31,7 @@
 #include "services/trainer/trainer_config.h"
 #include "services/trainer/trainer_service.h"
 #include "tests/deploy/compose/deploy_checks.h"
+#include "tests/support/paths.h"
 #include "tests/support/temp_dir.h"
 
 namespace distill::deploycheck {
@@ -41,7 +42,7 @@ using ::testing::IsEmpty;
 using ::testing::IsSupersetOf;
 namespace fs = std::filesystem;
 
-const std::string kSource = DISTILL_SOURCE_DIR;
+const std::string kSource = ::distill::testing::SourceDir();
 const std::string kDeploy = kSource + "/deploy";
 
 std::string ReadFile(const std::string& path) {
@@ -348,8 +349,8 @@ TEST_F(DeployComposeTest, OnlyTheTeacherGatewayGetsTheOpenAiVariablesPassedThrou
 
 std::vector<std::string> DockerIgnore() { return SignificantLines(ReadFile(kSource + "/.dockerignore")); }
 
-TEST(DeployDockerfileTest, BothDockerfilesPassTheChecks) {
-  for (const std::string name : {"Dockerfile", "Dockerfile.cuda"}) {
+TEST(DeployDockerfileTest, TheDockerfilePassesTheChecks) {
+  for (const std::string name : {"Dockerfile"}) {
     EXPECT_THAT(
         CheckDockerfile("docker/" + name, ReadFile(kSource + "/docker/" + name), kSource, DockerIgnore()),
         IsEmpty());
@@ -369,7 +370,7 @@ TEST(DeployDockerfileTest, DockerIgnoreKeepsBuildTreesAndDataOutOfTheContext) {
 }
 
 TEST(DeployDockerfileTest, TheImagesExposeEveryServicePort) {
-  for (const std::string name : {"Dockerfile", "Dockerfile.cuda"}) {
+  for (const std::string name : {"Dockerfile"}) {
     SCOPED_TRACE(name);
     std::set<int> exposed;
     for (const Instruction& instruction : ParseDockerfile(ReadFile(kSource + "/docker/" + name))) {
@@ -403,8 +404,8 @@ TEST_F(DeployComposeTest, EntrypointMapsEveryServiceAndToolToABinaryCMakeBuildsA
     EXPECT_TRUE(built.count(binary)) << name << " -> " << binary << ": no distill_cc_binary builds it";
     mapped.insert(binary);
   }
-  // Both images build and install exactly those binaries.
-  for (const std::string name : {"Dockerfile", "Dockerfile.cuda"}) {
+  // The image builds and installs exactly those binaries.
+  for (const std::string name : {"Dockerfile"}) {
     const std::vector<std::string> listed = absl::StrSplit(
         ArgDefault(ReadFile(kSource + "/docker/" + name), "DISTILL_BINARIES"), ' ', absl::SkipEmpty());
     EXPECT_EQ(std::set<std::string>(listed.begin(), listed.end()), mapped) << name;
@@ -447,13 +448,13 @@ TEST(DeployRuntimePackagesTest, EveryLibraryTheBinariesLinkComesFromARuntimePack
   ASSERT_FALSE(runtime.empty()) << "no runtime_packages=( ... ) in scripts/install-deps.sh";
   std::set<std::string> packages(runtime.begin(), runtime.end());
   packages.insert({"libc6", "libgcc-s1"});  // In every Debian image.
-  const std::string bin = std::string(DISTILL_BINARY_DIR) + "/bin/";
+  const std::string bin = ::distill::testing::BinaryDir() + "/bin/";
   std::vector<std::string> files;
   const std::vector<std::string> binaries = absl::StrSplit(
       ArgDefault(ReadFile(kSource + "/docker/Dockerfile"), "DISTILL_BINARIES"), ' ', absl::SkipEmpty());
   for (const std::string& binary : binaries) files.push_back(bin + binary);
   // The tokenizer's SentencePiece shim: embedded in the binaries and dlopened, so its libraries count too.
-  files.push_back(std::string(DISTILL_BINARY_DIR) +
+  files.push_back(::distill::testing::BinaryDir() +
                   "/common/student/tokenizer/libdistill_common_student_tokenizer_spm_shim.so");
   struct Need {
     std::string file, soname, path;
@@ -494,7 +495,10 @@ TEST(DeployRuntimePackagesTest, EveryLibraryTheBinariesLinkComesFromARuntimePack
     if (!owners.count(path)) real_paths[fs::canonical(path).string()] = path;
   }
   if (!real_paths.empty()) query(real_paths);
+  // libtorch and the CUDA libraries come from the pinned virtualenv, which --runtime creates too.
+  const std::string venv = fs::canonical(fs::path(DISTILL_VENV_PYTHON).parent_path().parent_path()).string();
   for (const Need& need : needs) {
+    if (absl::StartsWith(fs::canonical(need.path).string(), venv + "/")) continue;
     const std::string& package = owners[need.path];
     EXPECT_TRUE(packages.count(package))
         << need.file << " needs " << need.soname << " (" << need.path << ") from package \"" << package

@@ -13,14 +13,15 @@
 #include <vector>
 
 #include "absl/strings/str_replace.h"
+#include "common/rpc/service_main.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/rpc/service_main.h"
 #include "services/coordinator/coordinator_service.h"
 #include "services/curator/curator_service.h"
 #include "services/inference/inference_service.h"
 #include "services/teacher_gateway/teacher_gateway_service.h"
 #include "services/trainer/trainer_service.h"
+#include "tests/support/paths.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -61,7 +62,7 @@ class ChartConfigTest : public ::testing::TestWithParam<std::string> {
   // Renders every variant once per test process.
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir("helm_configs");
-    const std::string source = DISTILL_SOURCE_DIR;
+    const std::string source = ::distill::testing::SourceDir();
     absl::StatusOr<std::unique_ptr<testing::Subprocess>> helmcheck = testing::Subprocess::Start(
         {DISTILL_HELMCHECK, "configs", "--out", dir_->path(), "--testdata", source + "/tests/deploy/helm/testdata",
          source + "/helm/distill"});

@@ -9,13 +9,15 @@
 #include "services/coordinator/job_validation.h"
 #include "services/coordinator/jobspec/job_yaml.h"
 #include "services/coordinator/pipeline/pipeline.h"
+#include "tests/support/paths.h"
 
 namespace distill::coordinator {
 namespace {
 
 TEST(ExamplesTest, EveryExampleJobParsesAndValidates) {
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(DISTILL_SOURCE_DIR) + "/examples")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(::distill::testing::SourceDir() + "/examples")) {
     if (entry.path().extension() != ".yaml") continue;
     ++files;
     SCOPED_TRACE(entry.path().string());
@@ -32,7 +34,7 @@ TEST(ExamplesTest, EveryExampleJobParsesAndValidates) {
 
 TEST(ExamplesTest, TheDemoComparesStepByStepWithStandardFineTuningOnTheSameExamples) {
   absl::StatusOr<v1::JobSpec> spec =
-      jobs::LoadJobSpecFile(std::string(DISTILL_SOURCE_DIR) + "/examples/arith-demo.yaml");
+      jobs::LoadJobSpecFile(::distill::testing::SourceDir() + "/examples/arith-demo.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status();
   const std::vector<StudentPlan> plans = PlanStudents(*spec);
   ASSERT_EQ(plans.size(), 2u);

@@ -14,6 +14,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "tests/support/paths.h"
 
 namespace distill::services {
 namespace {
@@ -85,7 +86,7 @@ TEST_F(CuratorServiceTest, CurateStreamsRecordsDropsAndASummary) {
   EXPECT_THAT(text, HasSubstr("distill_curator_teacher_accuracy_ratio 0.5"));
   const std::string path = ::testing::TempDir() + "curator_metrics.txt";
   std::ofstream(path) << text;
-  EXPECT_EQ(std::system((std::string(DISTILL_PROMTOOL) + " check metrics < " + path).c_str()), 0);
+  EXPECT_EQ(std::system((::distill::testing::Promtool() + " check metrics < " + path).c_str()), 0);
 }
 
 TEST_F(CuratorServiceTest, CurateRejectsABadConfigNamingTheField) {

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "services/curator/curate_command.h"
+#include "tests/support/paths.h"
 
 namespace distill::curator {
 namespace {
@@ -20,7 +21,7 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string DataDir() { return std::string(DISTILL_SOURCE_DIR) + "/../shared/data"; }
+std::string DataDir() { return ::distill::testing::SourceDir() + "/../shared/data"; }
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

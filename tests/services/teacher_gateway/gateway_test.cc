@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "services/teacher_gateway/cache/response_cache.h"
 #include "tests/fakes/openai_server.h"
+#include "tests/support/paths.h"
 
 namespace distill::teacher {
 namespace {
@@ -22,7 +23,7 @@ namespace {
 using fakes::FaultOptions;
 using ::testing::HasSubstr;
 
-std::string DataDir() { return std::string(DISTILL_SOURCE_DIR) + "/../shared/data"; }
+std::string DataDir() { return ::distill::testing::SourceDir() + "/../shared/data"; }
 
 // Collects everything a stream emits.
 class Collector {

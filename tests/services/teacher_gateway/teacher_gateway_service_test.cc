@@ -13,6 +13,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "tests/support/paths.h"
 
 namespace distill::services {
 namespace {
@@ -101,7 +102,7 @@ TEST_F(TeacherGatewayServiceTest, StreamsSamplesErrorsAndASummary) {
   const std::string path = ::testing::TempDir() + "teacher_gateway_metrics.txt";
   std::ofstream(path) << text;
   const std::string command =
-      std::string(DISTILL_PROMTOOL) + " check metrics < " + path + " > " + path + ".out 2>&1";
+      ::distill::testing::Promtool() + " check metrics < " + path + " > " + path + ".out 2>&1";
   EXPECT_EQ(std::system(command.c_str()), 0);
   std::ifstream out(path + ".out");
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>()), "");

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/services/trainer/trainer_test_support.h"
+#include "tests/support/paths.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -22,7 +23,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kDistill = std::string(DISTILL_BINARY_DIR) + "/bin/distill";
+const std::string kDistill = ::distill::testing::BinaryDir() + "/bin/distill";
 
 class TrainCommandTest : public ::testing::Test {
  protected:

@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/services/trainer/trainer_test_support.h"
+#include "tests/support/paths.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -32,8 +33,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-const std::string kWorkerBinary = std::string(DISTILL_BINARY_DIR) + "/bin/distill-trainer";
-const std::string kDistillBinary = std::string(DISTILL_BINARY_DIR) + "/bin/distill";
+const std::string kWorkerBinary = ::distill::testing::BinaryDir() + "/bin/distill-trainer";
+const std::string kDistillBinary = ::distill::testing::BinaryDir() + "/bin/distill";
 constexpr absl::Duration kRunTimeout = absl::Seconds(60);
 
 class TrainerServiceTest : public ::testing::Test {
@@ -257,7 +258,7 @@ TEST_F(TrainerServiceTest, RunTrainsToSucceededWithProgressEvalAndCheckpointEven
   EXPECT_NEAR(last_progress, absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()), 300);
   const std::string path = temp_.File("trainer_metrics.txt");
   std::ofstream(path) << text;
-  EXPECT_EQ(std::system((std::string(DISTILL_PROMTOOL) + " check metrics < " + path).c_str()), 0);
+  EXPECT_EQ(std::system((::distill::testing::Promtool() + " check metrics < " + path).c_str()), 0);
 }
 
 TEST_F(TrainerServiceTest, StartRunIsIdempotentAndLateWatchersCatchUp) {

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/student/runtime/blas_threads.h"
+#include "ATen/Parallel.h"
 #include "gtest/gtest.h"
 #include "torch/torch.h"
 
@@ -152,14 +152,13 @@ TEST(FewRowsLinearTest, WorksInAChildProcessAfterFork) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
-TEST(FewRowsLinearTest, ThreadsFollowOpenBlas) {
-  const int before = OpenBlasThreads();
-  if (before < 1) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
-  ASSERT_TRUE(SetOpenBlasThreads(1));
+TEST(FewRowsLinearTest, ThreadsFollowIntraOpThreads) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
   EXPECT_EQ(FewRowsLinearThreads(), 1);
-  ASSERT_TRUE(SetOpenBlasThreads(3));
+  at::set_num_threads(3);
   EXPECT_EQ(FewRowsLinearThreads(), 3);
-  SetOpenBlasThreads(before);
+  at::set_num_threads(before);
 }
 
 }  // namespace

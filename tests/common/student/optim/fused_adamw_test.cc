@@ -76,9 +76,9 @@ TEST(FusedAdamWTest, MatchesLibtorchAdamW) {
   ASSERT_EQ(fused->state().size(), reference->state().size());
   for (size_t i = 0; i < fused_params.size(); ++i) {
     auto& f = static_cast<torch::optim::AdamWParamState&>(
-        *fused->state().at(c10::guts::to_string(fused_params[i].unsafeGetTensorImpl())));
+        *fused->state().at(fused_params[i].unsafeGetTensorImpl()));
     auto& r = static_cast<torch::optim::AdamWParamState&>(
-        *reference->state().at(c10::guts::to_string(reference_params[i].unsafeGetTensorImpl())));
+        *reference->state().at(reference_params[i].unsafeGetTensorImpl()));
     EXPECT_EQ(f.step(), r.step());
     EXPECT_TRUE(torch::allclose(f.exp_avg(), r.exp_avg(), 1e-5, 1e-7));
     EXPECT_TRUE(torch::allclose(f.exp_avg_sq(), r.exp_avg_sq(), 1e-5, 1e-9));

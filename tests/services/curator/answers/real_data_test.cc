@@ -23,11 +23,12 @@
 #include "nlohmann/json.hpp"
 #include "services/curator/answers/completion_parser.h"
 #include "services/curator/answers/normalizer.h"
+#include "tests/support/paths.h"
 
 namespace distill::curator {
 namespace {
 
-const std::string kDataDir = DISTILL_SOURCE_DIR "/../shared/data";
+const std::string kDataDir = ::distill::testing::SourceDir() + "/../shared/data";
 constexpr std::string_view kNliLabels[] = {"entailment", "neutral", "contradiction"};
 
 // One question of a split with the teacher's first (and only) completion.

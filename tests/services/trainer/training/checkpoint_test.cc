@@ -109,9 +109,9 @@ TEST_F(CheckpointTest, WritesEverythingAndRestoresTheOptimizerExactly) {
   for (size_t i = 0; i < original_params.size(); ++i) {
     EXPECT_TRUE(torch::equal(original_params[i], restored_params[i]));
     const auto& a = static_cast<const torch::optim::AdamWParamState&>(
-        *optimizer_->state().at(c10::guts::to_string(original_params[i].unsafeGetTensorImpl())));
+        *optimizer_->state().at(original_params[i].unsafeGetTensorImpl()));
     const auto& b = static_cast<const torch::optim::AdamWParamState&>(
-        *restored->state().at(c10::guts::to_string(restored_params[i].unsafeGetTensorImpl())));
+        *restored->state().at(restored_params[i].unsafeGetTensorImpl()));
     EXPECT_EQ(a.step(), 2);
     EXPECT_EQ(a.step(), b.step());
     EXPECT_TRUE(torch::equal(a.exp_avg(), b.exp_avg()));

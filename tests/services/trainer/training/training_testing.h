@@ -15,6 +15,7 @@
 #include "distill/v1/trainer.pb.h"
 #include "gtest/gtest.h"
 #include "services/trainer/training/worker_protocol.h"
+#include "tests/support/paths.h"
 
 namespace distill::trainer::testing {
 
@@ -134,7 +135,7 @@ inline double MaxAbsDifference(const student::SafetensorsFile& a, const student:
 
 // The test-only worker binary (trainer_worker_for_tests.cc).
 inline std::string WorkerBinary() {
-  return std::string(DISTILL_BINARY_DIR) + "/bin/trainer-worker-for-tests";
+  return ::distill::testing::BinaryDir() + "/bin/trainer-worker-for-tests";
 }
 
 }  // namespace distill::trainer::testing
