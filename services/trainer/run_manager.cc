@@ -428,6 +428,7 @@ std::string RunManager::UriForPath(const std::string& path, bool directory) cons
 
 absl::Status RunManager::ValidateAndResolve(const v1::RunSpec& spec, v1::RunSpec* resolved) const {
   RETURN_IF_ERROR(ValidateRunSpec(spec));
+  RETURN_IF_ERROR(CheckDeviceOnThisHost(spec));
   *resolved = spec;
   const std::string& root = config_.artifact_root;
 

@@ -61,11 +61,15 @@ std::vector<std::vector<int>> GreedyOrSample(T5Model& model, const torch::Tensor
   // only computes live sequences.
   std::vector<int64_t> active(batch);
   for (int64_t b = 0; b < batch; ++b) active[b] = b;
-  torch::Tensor tokens = torch::full({batch, 1}, options.decoder_start_id, torch::kInt64);
+  // Tokens and row indices live on the model's device; what the host reads is copied back (the sampler's
+  // seeded generator is a CPU one, so sampling happens on the host).
+  const torch::TensorOptions on_device = torch::TensorOptions(torch::kInt64).device(input_ids.device());
+  torch::Tensor tokens = torch::full({batch, 1}, options.decoder_start_id, on_device);
   for (int step = 0; step < options.max_new_tokens && !active.empty(); ++step) {
     torch::Tensor logits = model.DecodeStep(tokens, cache).to(torch::kFloat32);
-    torch::Tensor next =
-        (options.temperature == 0 ? logits.argmax(-1) : SampleTokens(logits, options, generator)).contiguous();
+    torch::Tensor next = (options.temperature == 0 ? logits.argmax(-1).to(torch::kCPU)
+                                                   : SampleTokens(logits.to(torch::kCPU), options, generator))
+                             .contiguous();
     const int64_t* next_data = next.data_ptr<int64_t>();
     std::vector<int64_t> keep_rows;
     std::vector<int64_t> still_active;
@@ -79,11 +83,11 @@ std::vector<std::vector<int>> GreedyOrSample(T5Model& model, const torch::Tensor
     }
     if (still_active.size() != active.size() && !still_active.empty()) {
       torch::Tensor rows = torch::tensor(keep_rows, torch::kInt64);
-      cache.SelectRows(rows);
+      cache.SelectRows(rows.to(input_ids.device()));
       next = next.index_select(0, rows);
     }
     active = std::move(still_active);
-    tokens = next.unsqueeze(1);
+    tokens = next.unsqueeze(1).to(input_ids.device());
   }
   return out;
 }
@@ -120,7 +124,9 @@ std::vector<std::vector<int>> RunBeamSearch(T5Model& model, const torch::Tensor&
   std::vector<std::vector<int>> out(batch);
   if (batch == 0) return out;
 
-  torch::Tensor rows = torch::arange(batch, torch::kInt64).repeat_interleave(beams);
+  const torch::Device device = input_ids.device();
+  torch::Tensor rows =
+      torch::arange(batch, torch::TensorOptions(torch::kInt64).device(device)).repeat_interleave(beams);
   DecoderCache cache = model.InitCache(model.Encode(input_ids, attention_mask).index_select(0, rows),
                                        attention_mask.index_select(0, rows));
   const int64_t width = batch * beams;
@@ -130,18 +136,19 @@ std::vector<std::vector<int>> RunBeamSearch(T5Model& model, const torch::Tensor&
   std::vector<std::vector<int>> sequences(width);
   std::vector<std::vector<Hypothesis>> hypotheses(batch);
   std::vector<bool> done(batch, false);
-  torch::Tensor tokens = torch::full({width, 1}, options.decoder_start_id, torch::kInt64);
+  torch::Tensor tokens =
+      torch::full({width, 1}, options.decoder_start_id, torch::TensorOptions(torch::kInt64).device(device));
 
   for (int step = 0; step < options.max_new_tokens; ++step) {
     const double length = step + 1;  // generated tokens including this one
     torch::Tensor log_probs = torch::log_softmax(model.DecodeStep(tokens, cache).to(torch::kFloat32), -1);
     const int64_t vocab = log_probs.size(-1);
     torch::Tensor totals =
-        (log_probs.to(torch::kFloat64) + torch::tensor(beam_scores, torch::kFloat64).unsqueeze(1))
+        (log_probs.to(torch::kFloat64) + torch::tensor(beam_scores, torch::kFloat64).to(device).unsqueeze(1))
             .view({batch, beams * vocab});
     auto [top_scores, top_indices] = totals.topk(std::min<int64_t>(2 * beams, beams * vocab), -1);
-    top_scores = top_scores.contiguous();
-    top_indices = top_indices.contiguous();
+    top_scores = top_scores.to(torch::kCPU).contiguous();
+    top_indices = top_indices.to(torch::kCPU).contiguous();
     const int64_t candidates = top_scores.size(1);
     const double* score_data = top_scores.data_ptr<double>();
     const int64_t* index_data = top_indices.data_ptr<int64_t>();
@@ -186,8 +193,8 @@ std::vector<std::vector<int>> RunBeamSearch(T5Model& model, const torch::Tensor&
     sequences = std::move(next_sequences);
     beam_scores = std::move(next_scores);
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    cache.SelectRows(torch::tensor(sources, torch::kInt64));
-    tokens = torch::tensor(next_tokens, torch::kInt64).unsqueeze(1);
+    cache.SelectRows(torch::tensor(sources, torch::kInt64).to(device));
+    tokens = torch::tensor(next_tokens, torch::kInt64).unsqueeze(1).to(device);
   }
 
   for (int64_t b = 0; b < batch; ++b) {

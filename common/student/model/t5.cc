@@ -307,7 +307,7 @@ class Block : public torch::nn::Module {
 // negative float where not, shaped [B, 1, 1, key_len].
 torch::Tensor AdditiveMask(const torch::Tensor& keep) {
   torch::Tensor blocked = keep.eq(0).unsqueeze(1).unsqueeze(2);
-  return torch::zeros(blocked.sizes(), torch::kFloat32)
+  return torch::zeros(blocked.sizes(), torch::TensorOptions(torch::kFloat32).device(keep.device()))
       .masked_fill(blocked, std::numeric_limits<float>::lowest());
 }
 
@@ -338,7 +338,8 @@ class Stack : public torch::nn::Module {
     // The position bias (with the mask folded in) is computed once by block 0's attention and shared.
     torch::Tensor self_bias = block->items()[0]->layer->items()[0]->attention->ComputeBias(length, length);
     if (is_decoder_) {
-      torch::Tensor future = torch::ones({length, length}, torch::kBool).triu(1);
+      torch::Tensor future =
+          torch::ones({length, length}, torch::TensorOptions(torch::kBool).device(embedded.device())).triu(1);
       self_bias = self_bias.masked_fill(future, std::numeric_limits<float>::lowest());
     } else {
       self_bias = self_bias + AdditiveMask(mask);
@@ -616,7 +617,7 @@ void DecoderCache::AppendRows(const DecoderCache& fresh) {
     // The new rows start at the next column: everything before it is masked for them.
     if (!storage.self_mask.defined()) {
       storage.self_mask = torch::zeros({storage.cross_key[0].size(0), 1, 1, storage.self_key[0].size(2)},
-                                       torch::kFloat32);
+                                       storage.cross_key[0].options().dtype(torch::kFloat32));
     }
     storage.self_mask.narrow(0, batch, n).narrow(3, 0, length).fill_(lowest);
   }

@@ -244,6 +244,9 @@ void Engine::AdmitBatch(const std::vector<std::shared_ptr<Request>>& admit, cons
       mask_data[t] = 1;
     }
   }
+  const torch::Device device = ModelDevice();
+  ids = ids.to(device);
+  mask = mask.to(device);
   student::DecoderCache fresh = model_.InitCache(model_.Encode(ids, mask), mask);
   if (rows_.empty()) {
     cache_ = std::move(fresh);
@@ -257,7 +260,9 @@ void Engine::AdmitBatch(const std::vector<std::shared_ptr<Request>>& admit, cons
 
 void Engine::RunBeamSearch(const std::shared_ptr<Request>& request, int segment) {
   const std::vector<int>& input = request->inputs_[segment];
-  torch::Tensor ids = torch::tensor(std::vector<int64_t>(input.begin(), input.end()), torch::kInt64).unsqueeze(0);
+  torch::Tensor ids = torch::tensor(std::vector<int64_t>(input.begin(), input.end()), torch::kInt64)
+                          .unsqueeze(0)
+                          .to(ModelDevice());
   absl::StatusOr<std::vector<std::vector<int>>> out =
       student::Generate(model_, ids, torch::ones_like(ids), request->options_);
   if (!out.ok()) {
@@ -279,8 +284,8 @@ void Engine::Step() {
   const int64_t n = static_cast<int64_t>(rows_.size());
   torch::Tensor tokens = torch::empty({n, 1}, torch::kInt64);
   for (int64_t r = 0; r < n; ++r) tokens.data_ptr<int64_t>()[r] = rows_[r].next_token;
-  torch::Tensor logits = model_.DecodeStep(tokens, cache_).to(torch::kFloat32);
-  torch::Tensor chosen = logits.argmax(-1).contiguous();
+  torch::Tensor logits = model_.DecodeStep(tokens.to(ModelDevice()), cache_).to(torch::kFloat32);
+  torch::Tensor chosen = logits.argmax(-1).to(torch::kCPU).contiguous();
   const int64_t* greedy = chosen.data_ptr<int64_t>();
   if (options_.batch_size != nullptr) options_.batch_size->Observe(static_cast<double>(n));
   if (options_.tokens != nullptr) options_.tokens->Increment(static_cast<double>(n));
@@ -293,7 +298,8 @@ void Engine::Step() {
     const student::GenerationOptions& o = request.options_;
     int64_t token = greedy[r];
     if (o.temperature > 0) {
-      token = student::SampleTokens(logits.slice(0, r, r + 1), o, request.generator_)[0].item<int64_t>();
+      token = student::SampleTokens(logits.slice(0, r, r + 1).to(torch::kCPU), o, request.generator_)[0]
+                  .item<int64_t>();
     }
     std::vector<int>& output = request.outputs_[row.segment];
     bool done = false;

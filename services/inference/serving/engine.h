@@ -155,6 +155,8 @@ class Engine {
                   const std::vector<size_t>& batch);
   void RunBeamSearch(const std::shared_ptr<Request>& request, int segment);
   void Step();
+  // Where the model's weights are (the served model's device: the CPU or a GPU); inputs go there.
+  torch::Device ModelDevice() const { return model_.parameters().front().device(); }
   // The request's segment `segment` is over: queue the next one or finish the request.
   void SegmentDone(const std::shared_ptr<Request>& request, int segment);
   void FailRunning(const absl::Status& status);

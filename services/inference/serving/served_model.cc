@@ -10,9 +10,10 @@
 #include "common/artifacts/artifacts.h"
 #include "common/dataset/example_json.h"
 #include "common/dataset/student_text.h"
+#include "common/status/macros.h"
 #include "common/student/checkpoint/file_io.h"
 #include "common/student/model/student_model.h"
-#include "common/status/macros.h"
+#include "common/student/runtime/device.h"
 #include "common/student/student.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
@@ -99,6 +100,12 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Load(const v1::LoadMod
   auto precondition = [&](const absl::Status& status) {
     return absl::FailedPreconditionError(absl::StrCat("artifact ", request.artifact().uri(), ": ", status.message()));
   };
+  absl::StatusOr<student::DeviceRequest> device_request =
+      student::ParseDeviceRequest(request.device(), "device");
+  if (!device_request.ok()) return device_request.status();
+  absl::StatusOr<torch::Device> device =
+      student::ResolveDevice(*device_request, /*gpu_for_cuda=*/0, "device");
+  if (!device.ok()) return device.status();
   if (!fs::is_directory(dir)) {
     return absl::NotFoundError(absl::StrCat("artifact.uri: ", request.artifact().uri(), ": no such model directory"));
   }
@@ -116,6 +123,14 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Load(const v1::LoadMod
                                                       std::string(student->model->family()), "\" cannot be served"));
   }
   student->model->module().eval();
+  if (!device->is_cpu()) {
+    try {
+      student->model->module().to(*device);
+    } catch (const c10::Error& e) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device: moving the model to ", device->str(), ": ", e.what_without_backtrace()));
+    }
+  }
 
   std::shared_ptr<ServedModel> model(new ServedModel());
   model->options_ = options;

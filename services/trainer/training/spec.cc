@@ -6,7 +6,9 @@
 
 #include "common/dataset/example_json.h"
 #include "common/hash/sha256.h"
+#include "common/status/macros.h"
 #include "common/strings/strings.h"
+#include "common/student/runtime/device.h"
 #include "common/student/student.h"
 #include "services/curator/answers/normalizer.h"
 
@@ -151,11 +153,20 @@ void CheckTraining(const v1::TrainingOptions& t, bool has_eval, Problems& p) {
     if (!v1::CollectiveBackend_IsValid(d.backend())) {
       p.Add("training.distributed.backend", strings::Cat("unknown value ", d.backend()));
     }
-    if (!v1::ComputeDevice_IsValid(d.device())) {
-      p.Add("training.distributed.device", strings::Cat("unknown value ", d.device()));
-    }
-    if (d.backend() == v1::COLLECTIVE_BACKEND_NCCL && d.device() == v1::COMPUTE_DEVICE_CPU) {
-      p.Add("training.distributed.backend", "NCCL needs device CUDA");
+    absl::StatusOr<student::DeviceRequest> device =
+        student::ParseDeviceRequest(d.device(), "training.distributed.device");
+    if (!device.ok()) {
+      p.AddRaw(std::string(device.status().message()));
+    } else {
+      if (d.backend() == v1::COLLECTIVE_BACKEND_NCCL && device->kind == student::DeviceRequest::Kind::kCpu) {
+        p.Add("training.distributed.backend",
+              "NCCL needs a CUDA device, but training.distributed.device is \"cpu\"");
+      }
+      if (device->index >= 0 && d.world_size() > 1) {
+        p.Add("training.distributed.device",
+              strings::Cat("\"", d.device(), "\" pins one GPU, but world_size is ", d.world_size(),
+                           ": use \"cuda\" (rank r takes GPU r)"));
+      }
     }
   }
   p.AtLeast("training.max_worker_restarts", t.max_worker_restarts(), 0);
@@ -225,15 +236,51 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
     if (d.backend() == v1::COLLECTIVE_BACKEND_NCCL) {
       return absl::FailedPreconditionError(
           "training.distributed.backend: NCCL needs a CUDA build (CMake option DISTILL_WITH_CUDA); this "
-          "build is "
-          "CPU-only: use COLLECTIVE_BACKEND_GLOO");
+          "build is CPU-only: use COLLECTIVE_BACKEND_GLOO");
     }
-    if (d.device() == v1::COMPUTE_DEVICE_CUDA) {
+    if (d.device().rfind("cuda", 0) == 0) {
       return absl::FailedPreconditionError(
-          "training.distributed.device: CUDA needs a CUDA build (CMake option DISTILL_WITH_CUDA); this build "
-          "is "
-          "CPU-only: use COMPUTE_DEVICE_CPU");
+          strings::Cat("training.distributed.device: \"", d.device(),
+                       "\" needs a CUDA build (CMake option DISTILL_WITH_CUDA); this build is CPU-only: use "
+                       "\"cpu\""));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDeviceOnThisHost(const v1::RunSpec& spec) {
+  const v1::DistributedOptions& d = spec.training().distributed();
+  ASSIGN_OR_RETURN(const student::DeviceRequest device,
+                   student::ParseDeviceRequest(d.device(), "training.distributed.device"));
+  const int gpus = student::CudaDeviceCount();
+  if (device.kind == student::DeviceRequest::Kind::kAuto) {
+    if (d.backend() == v1::COLLECTIVE_BACKEND_NCCL && gpus == 0) {
+      return absl::FailedPreconditionError(
+          "training.distributed.backend: NCCL needs a CUDA GPU, but this host has none (no CUDA device "
+          "visible): use COLLECTIVE_BACKEND_GLOO or leave it unset");
+    }
+    if (gpus == 0 || d.backend() == v1::COLLECTIVE_BACKEND_GLOO) return absl::OkStatus();
+    // The default takes the GPUs only when every rank gets one; otherwise it stays on the CPU.
+    if (d.world_size() > gpus) {
+      return absl::FailedPreconditionError(
+          strings::Cat("training.distributed.world_size: ", d.world_size(),
+                       " ranks on the default device (\"cuda\" here) "
+                       "need ",
+                       d.world_size(), " GPUs on this host, but it has ", gpus,
+                       ": lower world_size or set training.distributed.device to \"cpu\""));
+    }
+    return absl::OkStatus();
+  }
+  if (device.kind == student::DeviceRequest::Kind::kCpu) return absl::OkStatus();
+  if (device.index >= 0) {
+    return student::ResolveDevice(device, device.index, "training.distributed.device").status();
+  }
+  if (gpus == 0) return student::ResolveDevice(device, 0, "training.distributed.device").status();
+  if (d.world_size() > gpus) {
+    return absl::FailedPreconditionError(strings::Cat("training.distributed.world_size: ", d.world_size(),
+                                                      " ranks on \"cuda\" need one GPU each, but this "
+                                                      "host has ",
+                                                      gpus, " CUDA GPU", gpus == 1 ? "" : "s"));
   }
   return absl::OkStatus();
 }
@@ -270,9 +317,14 @@ RunSettings ResolveRunSettings(const v1::RunSpec& spec) {
 
   const v1::DistributedOptions& d = t.distributed();
   s.world_size = d.world_size();
-  s.use_cuda = BuiltWithCuda() &&
-               (d.device() == v1::COMPUTE_DEVICE_CUDA ||
-                (d.device() == v1::COMPUTE_DEVICE_UNSPECIFIED && d.backend() != v1::COLLECTIVE_BACKEND_GLOO));
+  const absl::StatusOr<student::DeviceRequest> device = student::ParseDeviceRequest(d.device(), "");
+  if (device.ok() && device->kind == student::DeviceRequest::Kind::kCuda) {
+    s.use_cuda = true;
+    s.cuda_index = device->index;
+  } else if (device.ok() && device->kind == student::DeviceRequest::Kind::kAuto) {
+    s.use_cuda =
+        BuiltWithCuda() && d.backend() != v1::COLLECTIVE_BACKEND_GLOO && student::CudaDeviceCount() > 0;
+  }
   s.threads_per_rank = d.threads_per_rank();
 
   s.evaluate = HasEval(spec);

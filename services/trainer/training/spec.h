@@ -27,6 +27,12 @@ bool BuiltWithCuda();
 // them. The service calls this in StartRun; every worker calls it again on start.
 absl::Status ValidateRunSpec(const v1::RunSpec& spec);
 
+// Whether this host has the GPUs a valid spec asks for (training.distributed.device, and one GPU per rank
+// for "cuda" or for the default on a host with GPUs). FAILED_PRECONDITION naming the field and what was
+// found. The trainer calls it in StartRun and every worker on start; the coordinator, which may run
+// where there is no GPU, does not.
+absl::Status CheckDeviceOnThisHost(const v1::RunSpec& spec);
+
 // The spec's effective settings: every "0 = default" resolved. Built only from a valid spec.
 struct RunSettings {
   v1::Objective objective = v1::OBJECTIVE_STANDARD;
@@ -57,8 +63,9 @@ struct RunSettings {
   int log_interval_steps = 10;
 
   int world_size = 1;
-  bool use_cuda = false;     // device (and NCCL) resolved against this build
-  int threads_per_rank = 0;  // OpenBLAS threads per rank (libtorch's pool gets 1); 0 = cores / world_size
+  bool use_cuda = false;     // device (and NCCL) resolved against this build and host
+  int cuda_index = -1;       // "cuda:N": N; otherwise -1 (rank r takes GPU r)
+  int threads_per_rank = 0;  // intra-op threads per rank; 0 = cores / world_size
 
   bool evaluate = false;        // an eval set is configured
   double holdout_fraction = 0;  // > 0: eval on held-out examples; 0: eval.examples

@@ -1,6 +1,5 @@
 #include "services/trainer/training/trainer.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +22,8 @@
 #include "common/student/checkpoint/file_io.h"
 #include "common/student/objectives/objectives.h"
 #include "common/student/optim/fused_adamw.h"
+#include "common/student/runtime/autocast.h"
+#include "common/student/runtime/device.h"
 #include "common/student/runtime/training_process.h"
 #include "common/student/student.h"
 #include "google/protobuf/util/json_util.h"
@@ -174,22 +175,14 @@ class RankTrainer {
     const int threads = args_.threads > 0         ? args_.threads
                         : s_.threads_per_rank > 0 ? s_.threads_per_rank
                                                   : std::max(1, cores / s_.world_size);
-    // The rank's cores go to OpenBLAS's pthread pool (every matmul) and libtorch's OpenMP pool gets one
-    // thread. Both pools spin while waiting for work, so with both sized to the cores their threads
-    // fight over them: on 2 vCPUs every training and generation figure measured 2-5x slower with 2+2
-    // threads than with 1+2 (bench/student/README.md). Elementwise ops then run on one thread, which
-    // costs far less than that contention.
-    student::ConfigureTrainingProcess({/*torch_threads=*/1, /*blas_threads=*/threads});
-#if defined(DISTILL_WITH_CUDA) && DISTILL_WITH_CUDA
+    // The rank's cores go to libtorch's intra-op pool, which also runs MKL's matrix products.
+    student::ConfigureTrainingProcess(threads);
+    RETURN_IF_ERROR(CheckDeviceOnThisHost(spec_));
     if (s_.use_cuda) {
-      if (!torch::cuda::is_available()) {
-        return absl::FailedPreconditionError(
-            "training.distributed.device: CUDA requested but no GPU is visible");
-      }
-      device_ = torch::Device(torch::kCUDA,
-                              static_cast<c10::DeviceIndex>(args_.rank % torch::cuda::device_count()));
+      const int gpu = s_.cuda_index >= 0 ? s_.cuda_index : args_.rank;
+      ASSIGN_OR_RETURN(device_, student::ResolveDevice({student::DeviceRequest::Kind::kCuda, gpu}, gpu,
+                                                       "training.distributed.device"));
     }
-#endif
 
     RendezvousOptions rendezvous;
     rendezvous.master_addr = args_.master_addr;
@@ -470,7 +463,12 @@ class RankTrainer {
       const double label_weight = step_by_step ? objective_.alpha : 1.0;
       for (size_t m = 0; m < batches.size(); ++m) {
         Clock::time_point t = Clock::now();
-        const student::LossTerms terms = student::ComputeLoss(*model_, batches[m], objective_);
+        student::LossTerms terms;
+        {
+          // bfloat16 products on a GPU (float32 master weights); nothing on the CPU.
+          student::CudaAutocastScope autocast(device_);
+          terms = student::ComputeLoss(*model_, batches[m], objective_);
+        }
         const double label_share =
             static_cast<double>(counts[m].label_tokens) / static_cast<double>(all.label_tokens);
         torch::Tensor loss = terms.label * (label_weight * label_share);

@@ -6,7 +6,8 @@
 //
 // What a rank does (see worker_protocol.h for the run directory):
 //   1. validates the spec, joins the other ranks (collective.h), runs student::ConfigureTrainingProcess
-//      (OpenBLAS gets the rank's threads, libtorch's intra-op pool 1; malloc tuning; flush-to-zero);
+//      (libtorch's intra-op pool gets the rank's threads; malloc tuning; flush-to-zero), and picks its
+//      device (training.distributed.device: rank r on GPU r, bf16 autocast there);
 //   2. reads records.jsonl, checks the records against the objective, splits off the eval examples;
 //   3. resumes from RUN_DIR/checkpoints/latest when there is one (FAILED_PRECONDITION when it was written
 //      for another spec or another dataset), else builds the student (student_init.h; a tokenizer trained
@@ -37,7 +38,7 @@
 // every rank stops at the same step) fails the run with FAILED_PRECONDITION — the spec (usually the learning
 // rate) does not fit the data; restarting would diverge again. The update is not applied.
 //
-// Process-wide state: a rank sets libtorch's intra-op and OpenBLAS thread counts, flush-to-zero and the
+// Process-wide state: a rank sets libtorch's intra-op thread count, flush-to-zero and the
 // default generator's seed, so a process runs one rank at a time (in-process callers such as tests run
 // ranks sequentially; several ranks in one process only with dropout 0, since they would share the
 // generator).

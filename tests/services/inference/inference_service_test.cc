@@ -19,11 +19,13 @@
 #include "common/rpc/server.h"
 #include "common/student/model/generation.h"
 #include "common/student/model/student_model.h"
+#include "common/student/runtime/device.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/services/inference/test_model.h"
+#include "tests/support/paths.h"
 #include "tests/support/temp_dir.h"
 
 namespace distill::services {
@@ -258,6 +260,33 @@ TEST_F(InferenceServiceTest, BadRequestsNameTheField) {
   EXPECT_TRUE(Predict(bad, &response).ok());
 }
 
+TEST_F(InferenceServiceTest, LoadModelDeviceIsCheckedAgainstThisHost) {
+  Start();
+  WaitServing();
+  auto load = [&](const std::string& device, v1::LoadModelResponse* loaded) {
+    v1::LoadModelRequest request;
+    request.set_name("arith");
+    request.set_version("dev-" + std::to_string(device.size()));
+    request.mutable_artifact()->set_uri(sbs_v2_dir_);
+    request.set_device(device);
+    grpc::ClientContext context;
+    return stub_->LoadModel(&context, request, loaded);
+  };
+  v1::LoadModelResponse loaded;
+  grpc::Status status = load("gpu", &loaded);
+  EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("device: must be \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu\""));
+  if (student::CudaDeviceCount() == 0) {
+    status = load("cuda", &loaded);
+    EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+    EXPECT_THAT(status.error_message(), HasSubstr("device: \"cuda\" asks for a GPU, but this host has none"));
+  }
+  status = load("cpu", &loaded);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(loaded.model().state(), v1::MODEL_STATE_READY);
+}
+
 TEST_F(InferenceServiceTest, ANewVersionTakesOverWhileRunningRequestsFinishOnTheOld) {
   Start();
   WaitServing();
@@ -402,7 +431,10 @@ TEST_F(InferenceServiceTest, AFullQueueAnswersResourceExhaustedWithARetryHint) {
   // Prometheus accepts the exposition as it is after real traffic.
   const std::string path = temp_.File("metrics.txt");
   std::ofstream(path) << exposition;
-  EXPECT_EQ(std::system(absl::StrCat(DISTILL_PROMTOOL, " check metrics < ", path, " > ", path, ".out 2>&1").c_str()), 0)
+  EXPECT_EQ(std::system(absl::StrCat(::distill::testing::Promtool(), " check metrics < ", path, " > ", path,
+                                     ".out 2>&1")
+                            .c_str()),
+            0)
       << "promtool rejected the exposition";
 }
 

@@ -3,6 +3,8 @@
 #include <functional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "common/student/runtime/device.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/services/trainer/training/training_testing.h"
@@ -126,10 +128,82 @@ TEST(ValidateRunSpecTest, NcclOrCudaWithoutACudaBuildIsFailedPrecondition) {
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), HasSubstr("training.distributed.backend"));
   v1::RunSpec cuda = Valid();
-  cuda.mutable_training()->mutable_distributed()->set_device(v1::COMPUTE_DEVICE_CUDA);
+  cuda.mutable_training()->mutable_distributed()->set_device("cuda");
   status = ValidateRunSpec(cuda);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), HasSubstr("training.distributed.device"));
+}
+
+TEST(ValidateRunSpecTest, DeviceIsCpuCudaOrCudaN) {
+  for (const char* good : {"", "cpu", "cuda", "cuda:0", "cuda:7"}) {
+    v1::RunSpec spec = Valid();
+    spec.mutable_training()->mutable_distributed()->set_device(good);
+    const absl::Status status = ValidateRunSpec(spec);
+    EXPECT_TRUE(status.ok() || status.code() == absl::StatusCode::kFailedPrecondition)
+        << good << ": " << status;
+  }
+  for (const char* bad : {"gpu", "CUDA", "cuda:", "cuda:x", "cuda:-1", "cuda0", "cpu:0", "cuda:99999"}) {
+    v1::RunSpec spec = Valid();
+    spec.mutable_training()->mutable_distributed()->set_device(bad);
+    const absl::Status status = ValidateRunSpec(spec);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(
+        std::string(status.message()),
+        HasSubstr(
+            std::string("training.distributed.device: must be \"cpu\", \"cuda\" or \"cuda:N\", got \"") +
+            bad + "\""));
+  }
+}
+
+TEST(ValidateRunSpecTest, CudaNPinsOneRankAndNcclNeedsCuda) {
+  v1::RunSpec pinned = Valid();
+  pinned.mutable_training()->mutable_distributed()->set_world_size(2);
+  pinned.mutable_training()->mutable_distributed()->set_device("cuda:0");
+  absl::Status status = ValidateRunSpec(pinned);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("\"cuda:0\" pins one GPU, but world_size is 2"));
+  v1::RunSpec nccl_cpu = Valid();
+  nccl_cpu.mutable_training()->mutable_distributed()->set_backend(v1::COLLECTIVE_BACKEND_NCCL);
+  nccl_cpu.mutable_training()->mutable_distributed()->set_device("cpu");
+  status = ValidateRunSpec(nccl_cpu);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("training.distributed.backend: NCCL needs a CUDA device"));
+}
+
+TEST(CheckDeviceOnThisHostTest, AGpuThisHostLacksIsFailedPrecondition) {
+  if (student::CudaDeviceCount() > 0) GTEST_SKIP() << "this host has a GPU (the gpu-labelled tests cover it)";
+  auto with = [](const char* device, v1::CollectiveBackend backend = v1::COLLECTIVE_BACKEND_UNSPECIFIED) {
+    v1::RunSpec spec = Valid();
+    spec.mutable_training()->mutable_distributed()->set_device(device);
+    spec.mutable_training()->mutable_distributed()->set_backend(backend);
+    return CheckDeviceOnThisHost(spec);
+  };
+  EXPECT_TRUE(with("").ok());
+  EXPECT_TRUE(with("cpu").ok());
+  for (const char* device : {"cuda", "cuda:0", "cuda:1"}) {
+    const absl::Status status = with(device);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << device;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("training.distributed.device: \""));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("but this host has none"));
+  }
+  const absl::Status nccl = with("", v1::COLLECTIVE_BACKEND_NCCL);
+  EXPECT_EQ(nccl.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(nccl.message()), HasSubstr("training.distributed.backend: NCCL needs a CUDA GPU"));
+}
+
+TEST(CheckDeviceOnThisHostTest, MoreRanksThanGpusIsFailedPrecondition) {
+  const int gpus = student::CudaDeviceCount();
+  if (gpus == 0) GTEST_SKIP() << "no CUDA GPU on this host";
+  v1::RunSpec spec = Valid();
+  spec.mutable_training()->mutable_distributed()->set_device("cuda");
+  spec.mutable_training()->mutable_distributed()->set_world_size(gpus + 1);
+  const absl::Status status = CheckDeviceOnThisHost(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("training.distributed.world_size"));
+  spec.mutable_training()->mutable_distributed()->set_device(absl::StrCat("cuda:", gpus).c_str());
+  spec.mutable_training()->mutable_distributed()->set_world_size(1);
+  EXPECT_EQ(CheckDeviceOnThisHost(spec).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(ResolveRunSettingsTest, AppliesTheDefaults) {
@@ -154,7 +228,7 @@ TEST(ResolveRunSettingsTest, AppliesTheDefaults) {
   EXPECT_EQ(s.holdout_fraction, 0.1);
   EXPECT_EQ(s.eval_max_new_tokens, 256);  // COT_SEQUENCE
   EXPECT_EQ(s.global_batch(), 8);
-  EXPECT_FALSE(s.use_cuda);
+  EXPECT_EQ(s.use_cuda, BuiltWithCuda() && student::CudaDeviceCount() > 0);
 }
 
 TEST(SpecHashTest, IgnoresWhatDoesNotChangeTheTrajectory) {
