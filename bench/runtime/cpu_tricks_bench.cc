@@ -3,8 +3,8 @@
 //   few-rows   FewRowsLinear (the decoding step's x · wᵀ for <= 64 rows) against what T5's Linear would
 //              call without it (torch::mv for one row, else torch::matmul), on the
 //              shapes of t5-v1_1-small's decoder projections and lm_head;
-//   denormal   a 512 x 512 float32 product of denormal inputs with flush-to-zero off and on, and of
-//              normal inputs (what flushing costs when nothing is denormal);
+//   denormal   a 512 x 512 float32 product of denormal inputs with flush-to-zero off and on, of normal
+//              inputs (what flushing costs when nothing is denormal), and elementwise ops on denormals;
 //   malloc     t5-v1_1-small training steps (AdamW, batch 8 x 64 + 32) in a child process with glibc's
 //              default malloc and in one with ConfigureTrainingProcess's tuning (no mmap, no trim).
 // Best of --reps repetitions everywhere; the machine is shared, so compare within one run only.
@@ -89,8 +89,14 @@ void Denormals(int reps) {
     at::globalContext().setFlushDenormal(flush);
     const double denormal_ms = BestSeconds(reps, 5, [&] { torch::mm(tiny, tiny.t() + tiny); }) * 1e3;
     const double normal_ms = BestSeconds(reps, 5, [&] { torch::mm(normal, normal); }) * 1e3;
-    std::printf("  flush-to-zero %-3s  denormal inputs %8.2f   normal inputs %8.2f\n", flush ? "on" : "off",
-                denormal_ms, normal_ms);
+    // Elementwise work on denormals (a GELU-like chain over 4M values), which no BLAS handles for us.
+    torch::Tensor big_tiny = torch::rand({4 << 20}) * 1e-39f;
+    const double elementwise_ms =
+        BestSeconds(reps, 3, [&] { torch::tanh(big_tiny * 0.5f + big_tiny * big_tiny * big_tiny); }) * 1e3;
+    std::printf(
+        "  flush-to-zero %-3s  denormal inputs %8.2f   normal inputs %8.2f   elementwise on denormals "
+        "%8.2f\n",
+        flush ? "on" : "off", denormal_ms, normal_ms, elementwise_ms);
   }
 }
 

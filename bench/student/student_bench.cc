@@ -63,6 +63,7 @@
 #include "common/status/macros.h"
 #include "common/student/checkpoint/hf_config.h"
 #include "common/student/checkpoint/safetensors.h"
+#include "common/student/model/few_rows_linear.h"
 #include "common/student/model/generation.h"
 #include "common/student/model/t5.h"
 #include "common/student/model/t5_weights.h"
@@ -232,6 +233,15 @@ json MeasureTraining(T5Model& model, const Options& o, int steps) {
 }
 
 absl::StatusOr<json> MeasureGeneration(T5Model& model, const Options& o, int batch) {
+  // What the inference server runs: libtorch's pool at 1 thread, FewRowsLinear's helpers at o.threads.
+  ConfigureDecodingThreads(o.threads);
+  struct RestoreThreads {
+    int threads;
+    ~RestoreThreads() {
+      at::set_num_threads(threads);
+      SetFewRowsLinearThreads(0);
+    }
+  } restore{o.threads};
   const T5Config& c = model.config();
   torch::manual_seed(2);
   torch::Tensor ids = RandomIds(c, {batch, o.src_len});

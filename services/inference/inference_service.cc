@@ -13,6 +13,7 @@
 #include "common/logging/logging.h"
 #include "common/rpc/service_module.h"
 #include "common/status/macros.h"
+#include "common/student/model/few_rows_linear.h"
 #include "services/inference/inference_config.h"
 #include "services/inference/openai_http.h"
 #include "services/inference/serving/runner.h"
@@ -141,6 +142,8 @@ class InferenceModule final : public rpc::ServiceModule {
         authenticator_(context.guard.authenticator) {}
 
   absl::Status Start() {
+    // Decoding's products run on FewRowsLinear's helpers (the cores); libtorch's pool gets one thread.
+    student::ConfigureDecodingThreads();
     if (!config_.http_address.empty()) {
       absl::StatusOr<std::unique_ptr<inference::OpenAiHttpServer>> http =
           inference::OpenAiHttpServer::Start(config_.http_address, &registry_, &metrics_, authenticator_);

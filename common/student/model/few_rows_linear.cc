@@ -27,7 +27,7 @@ namespace {
 #ifdef DISTILL_FEW_ROWS_AVX512
 
 // Helper threads that run the parts of one product beside the caller, kept for the life of the process
-// (as OpenBLAS keeps its own): starting threads per product would cost more than a small product. A helper
+// (as a BLAS keeps its own): starting threads per product would cost more than a small product. A helper
 // spins for kSpin after each product, because a decoding step calls the next product within microseconds,
 // then sleeps until woken.
 class HelperPool {
@@ -210,7 +210,23 @@ constexpr int64_t kMinPartBytes = 96 * 1024;
 
 }  // namespace
 
-int FewRowsLinearThreads() { return std::max(1, at::get_num_threads()); }
+namespace {
+std::atomic<int> few_rows_threads{0};
+}  // namespace
+
+int FewRowsLinearThreads() {
+  const int configured = few_rows_threads.load(std::memory_order_relaxed);
+  return std::max(1, configured > 0 ? configured : at::get_num_threads());
+}
+
+void SetFewRowsLinearThreads(int threads) { few_rows_threads.store(std::max(0, threads)); }
+
+int ConfigureDecodingThreads(int threads) {
+  const int helpers = threads > 0 ? threads : std::max(1, at::get_num_threads());
+  SetFewRowsLinearThreads(helpers);
+  at::set_num_threads(1);
+  return helpers;
+}
 
 std::optional<torch::Tensor> FewRowsLinear(const torch::Tensor& x, const torch::Tensor& w) {
 #ifdef DISTILL_FEW_ROWS_AVX512

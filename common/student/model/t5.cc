@@ -25,8 +25,7 @@ namespace t5_internal {
 // registered names are exactly Hugging Face's and this file needs only the module base header.
 
 // x [..., in] · weight [out, in]ᵀ. Decoding steps' few rows go to FewRowsLinear, which reads the weight
-// where it lies; otherwise a single row goes to gemv (OpenBLAS's sgemm with m = 1 is 4-8x slower for these
-// shapes) and the rest to matmul.
+// where it lies; otherwise (CPUs without AVX-512, GPUs) a single row goes to gemv and the rest to matmul.
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight) {
   if (std::optional<torch::Tensor> y = FewRowsLinear(x, weight)) return *std::move(y);
   if (x.numel() == x.size(-1)) {
@@ -47,7 +46,7 @@ class LinearModule : public torch::nn::Module {
 
 // x @ [w_0; w_1; ...]^T as one matmul: [..., out_0 + out_1 + ...]. For training only: concatenating the
 // weights is a copy of them, cheap against a training batch but not against a decoding step. One larger
-// GEMM keeps OpenBLAS's threads busier, and autograd records one matmul (whose backward is two GEMMs and no
+// GEMM keeps the BLAS's threads busier, and autograd records one matmul (whose backward is two GEMMs and no
 // sum of per-projection input gradients) instead of one per projection.
 torch::Tensor StackedProjection(const torch::Tensor& x, torch::TensorList weights) {
   return torch::matmul(x, torch::cat(weights).t());
