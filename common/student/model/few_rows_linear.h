@@ -36,8 +36,7 @@ int FewRowsLinearThreads();
 // Sets that count (0: follow libtorch's intra-op count again). Process-wide.
 void SetFewRowsLinearThreads(int threads);
 
-// The thread layout for decoding (the inference server, `distill model generate`, the benchmark's
-// generation): libtorch's OpenMP pool gets 1 thread and FewRowsLinear's helpers `threads` (0: libtorch's
+// The thread layout for decoding (the inference server, the benchmark's generation): libtorch's OpenMP pool gets 1 thread and FewRowsLinear's helpers `threads` (0: libtorch's
 // current intra-op count). libgomp's idle workers spin after every parallel region, and a decoding step
 // hands its products to FewRowsLinear's helpers between small elementwise ops: with both pools sized to
 // the cores, the spinning OpenMP workers took the cores the helpers needed (bench/student/README.md).
