@@ -152,14 +152,16 @@ int main(int argc, char** argv) {
   flags.Int("train_warmup", &o.train_warmup, "untimed training steps first");
   flags.Int("gen_tokens", &o.gen_tokens, "new tokens per generated sequence");
   flags.String("out", &o.out, "write the results as JSON here");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto positional = flags.Parse(args);
+  absl::StatusOr<std::vector<std::string>> positional = flags.Parse(distill::cli::Args(argc, argv));
   if (flags.help_requested()) {
     std::cout << flags.Usage();
     return 0;
   }
-  if (!positional.ok()) {
-    std::cerr << positional.status() << "\n";
+  if (!positional.ok() || !positional->empty()) {
+    std::cerr << (positional.ok() ? "unexpected argument \"" + positional->front() + "\""
+                                  : std::string(positional.status().message()))
+              << "\n\n"
+              << flags.Usage();
     return 2;
   }
   return distill::student::Run(o);

@@ -163,14 +163,16 @@ int main(int argc, char** argv) {
   flags.Int("train_steps", &train_steps, "timed training steps per child");
   flags.Bool("skip_train", &skip_train, "skip the malloc comparison (two training children)");
   flags.String("child_malloc", &child_malloc, "internal: run one training child (default | tuned)");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto positional = flags.Parse(args);
+  absl::StatusOr<std::vector<std::string>> positional = flags.Parse(distill::cli::Args(argc, argv));
   if (flags.help_requested()) {
     std::cout << flags.Usage();
     return 0;
   }
-  if (!positional.ok()) {
-    std::cerr << positional.status() << "\n";
+  if (!positional.ok() || !positional->empty()) {
+    std::cerr << (positional.ok() ? "unexpected argument \"" + positional->front() + "\""
+                                  : std::string(positional.status().message()))
+              << "\n\n"
+              << flags.Usage();
     return 2;
   }
   if (threads <= 0) threads = at::get_num_threads();

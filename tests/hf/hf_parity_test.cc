@@ -122,6 +122,16 @@ DistillOutputs RunDistill(StudentModel& model, const Batch& b) {
   return out;
 }
 
+// distill's logits, loss and greedy tokens against what hf_reference.py printed for the same batch.
+void ExpectSameOutputs(const DistillOutputs& ours, const json& hf) {
+  const torch::Tensor theirs = LogitsFromJson(hf);
+  ASSERT_EQ(ours.logits.sizes(), theirs.sizes());
+  EXPECT_LE(RelativeDiff(ours.logits, theirs), kLogitsRelTolerance);
+  const double hf_loss = hf.at("loss").get<double>();
+  EXPECT_NEAR(ours.loss, hf_loss, kLossRelTolerance * std::abs(hf_loss));
+  EXPECT_EQ(json(ours.greedy), hf.at("greedy"));
+}
+
 std::shared_ptr<const Tokenizer> TestTokenizer() {
   auto tokenizer = BuiltinTokenizer(200);
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
@@ -162,13 +172,7 @@ TEST_P(ExportTest, OpensInTransformersWithEqualLogitsLossAndTokens) {
   EXPECT_EQ(hf->at("unexpected_keys"), json::array()) << hf->at("unexpected_keys").dump();
   EXPECT_EQ(hf->at("mismatched_keys"), json::array()) << hf->at("mismatched_keys").dump();
 
-  const DistillOutputs ours = RunDistill(*student->model, batch);
-  const torch::Tensor theirs = LogitsFromJson(*hf);
-  ASSERT_EQ(ours.logits.sizes(), theirs.sizes());
-  EXPECT_LE(RelativeDiff(ours.logits, theirs), kLogitsRelTolerance);
-  const double hf_loss = hf->at("loss").get<double>();
-  EXPECT_NEAR(ours.loss, hf_loss, kLossRelTolerance * std::abs(hf_loss));
-  EXPECT_EQ(json(ours.greedy), hf->at("greedy"));
+  ExpectSameOutputs(RunDistill(*student->model, batch), *hf);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ExportTest, ::testing::Values(true, false),
@@ -180,7 +184,8 @@ TEST_P(ImportTest, SavePretrainedOpensInDistillWithEqualLogits) {
   testing::TempDir dir("hf_import");
   ASSERT_FALSE(dir.path().empty());
   const T5Config layout = Layout(GetParam());
-  json request = MakeBatch(layout.vocab_size, 5).ToJson();
+  const Batch batch = MakeBatch(layout.vocab_size, 5);
+  json request = batch.ToJson();
   request["seed"] = 13;
   request["config"] = {{"vocab_size", layout.vocab_size},
                        {"d_model", layout.d_model},
@@ -203,24 +208,7 @@ TEST_P(ImportTest, SavePretrainedOpensInDistillWithEqualLogits) {
 
   auto student = LoadStudent(dir.path());
   ASSERT_TRUE(student.ok()) << student.status();
-  Batch batch;
-  batch.input_ids = torch::tensor(request["input_ids"].get<std::vector<std::vector<int64_t>>>()[0]);
-  // Rebuild the batch from the request so both sides saw exactly the same ids.
-  auto to_tensor = [](const json& rows) {
-    std::vector<torch::Tensor> out;
-    for (const json& row : rows) out.push_back(torch::tensor(row.get<std::vector<int64_t>>(), torch::kInt64));
-    return torch::stack(out);
-  };
-  batch.input_ids = to_tensor(request["input_ids"]);
-  batch.attention_mask = to_tensor(request["attention_mask"]);
-  batch.labels = to_tensor(request["labels"]);
-  const DistillOutputs ours = RunDistill(*student->model, batch);
-  const torch::Tensor theirs = LogitsFromJson(*hf);
-  ASSERT_EQ(ours.logits.sizes(), theirs.sizes());
-  EXPECT_LE(RelativeDiff(ours.logits, theirs), kLogitsRelTolerance);
-  const double hf_loss = hf->at("loss").get<double>();
-  EXPECT_NEAR(ours.loss, hf_loss, kLossRelTolerance * std::abs(hf_loss));
-  EXPECT_EQ(json(ours.greedy), hf->at("greedy"));
+  ExpectSameOutputs(RunDistill(*student->model, batch), *hf);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ImportTest, ::testing::Values(true, false),

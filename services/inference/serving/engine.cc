@@ -100,7 +100,10 @@ struct Engine::Row {
 };
 
 Engine::Engine(student::Student student, EngineOptions options)
-    : student_(std::move(student)), model_(T5Of(student_)), options_(options) {
+    : student_(std::move(student)),
+      model_(T5Of(student_)),
+      device_(model_.parameters().front().device()),
+      options_(options) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -244,9 +247,8 @@ void Engine::AdmitBatch(const std::vector<std::shared_ptr<Request>>& admit, cons
       mask_data[t] = 1;
     }
   }
-  const torch::Device device = ModelDevice();
-  ids = ids.to(device);
-  mask = mask.to(device);
+  ids = ids.to(device_);
+  mask = mask.to(device_);
   student::DecoderCache fresh = model_.InitCache(model_.Encode(ids, mask), mask);
   if (rows_.empty()) {
     cache_ = std::move(fresh);
@@ -260,9 +262,8 @@ void Engine::AdmitBatch(const std::vector<std::shared_ptr<Request>>& admit, cons
 
 void Engine::RunBeamSearch(const std::shared_ptr<Request>& request, int segment) {
   const std::vector<int>& input = request->inputs_[segment];
-  torch::Tensor ids = torch::tensor(std::vector<int64_t>(input.begin(), input.end()), torch::kInt64)
-                          .unsqueeze(0)
-                          .to(ModelDevice());
+  torch::Tensor ids =
+      torch::tensor(std::vector<int64_t>(input.begin(), input.end()), torch::kInt64).unsqueeze(0).to(device_);
   absl::StatusOr<std::vector<std::vector<int>>> out =
       student::Generate(model_, ids, torch::ones_like(ids), request->options_);
   if (!out.ok()) {
@@ -284,7 +285,7 @@ void Engine::Step() {
   const int64_t n = static_cast<int64_t>(rows_.size());
   torch::Tensor tokens = torch::empty({n, 1}, torch::kInt64);
   for (int64_t r = 0; r < n; ++r) tokens.data_ptr<int64_t>()[r] = rows_[r].next_token;
-  torch::Tensor logits = model_.DecodeStep(tokens.to(ModelDevice()), cache_).to(torch::kFloat32);
+  torch::Tensor logits = model_.DecodeStep(tokens.to(device_), cache_).to(torch::kFloat32);
   torch::Tensor chosen = logits.argmax(-1).to(torch::kCPU).contiguous();
   const int64_t* greedy = chosen.data_ptr<int64_t>();
   if (options_.batch_size != nullptr) options_.batch_size->Observe(static_cast<double>(n));

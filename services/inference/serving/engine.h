@@ -123,8 +123,9 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // `student.model` must be a T5 student (student::T5Student) in eval mode; the engine holds it until
-  // destroyed. Starts the scheduler thread.
+  // `student.model` must be a T5 student (student::T5Student) in eval mode, on the device it is to decode
+  // on (the CPU or a GPU; it must not move afterwards); the engine holds it until destroyed. Starts the
+  // scheduler thread.
   Engine(student::Student student, EngineOptions options);
   // Shutdown(), then joins the scheduler.
   ~Engine();
@@ -155,8 +156,6 @@ class Engine {
                   const std::vector<size_t>& batch);
   void RunBeamSearch(const std::shared_ptr<Request>& request, int segment);
   void Step();
-  // Where the model's weights are (the served model's device: the CPU or a GPU); inputs go there.
-  torch::Device ModelDevice() const { return model_.parameters().front().device(); }
   // The request's segment `segment` is over: queue the next one or finish the request.
   void SegmentDone(const std::shared_ptr<Request>& request, int segment);
   void FailRunning(const absl::Status& status);
@@ -165,6 +164,8 @@ class Engine {
 
   const student::Student student_;
   student::T5Model& model_;
+  // Where the model's weights are (the CPU or a GPU), fixed for the engine's life; inputs go there.
+  const torch::Device device_;
   const EngineOptions options_;
 
   mutable absl::Mutex mu_;

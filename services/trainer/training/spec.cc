@@ -1,5 +1,6 @@
 #include "services/trainer/training/spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -249,38 +250,31 @@ absl::Status ValidateRunSpec(const v1::RunSpec& spec) {
 }
 
 absl::Status CheckDeviceOnThisHost(const v1::RunSpec& spec) {
+  using Kind = student::DeviceRequest::Kind;
+  constexpr char kField[] = "training.distributed.device";
   const v1::DistributedOptions& d = spec.training().distributed();
-  ASSIGN_OR_RETURN(const student::DeviceRequest device,
-                   student::ParseDeviceRequest(d.device(), "training.distributed.device"));
+  ASSIGN_OR_RETURN(const student::DeviceRequest device, student::ParseDeviceRequest(d.device(), kField));
   const int gpus = student::CudaDeviceCount();
-  if (device.kind == student::DeviceRequest::Kind::kAuto) {
-    if (d.backend() == v1::COLLECTIVE_BACKEND_NCCL && gpus == 0) {
-      return absl::FailedPreconditionError(
-          "training.distributed.backend: NCCL needs a CUDA GPU, but this host has none (no CUDA device "
-          "visible): use COLLECTIVE_BACKEND_GLOO or leave it unset");
-    }
-    if (gpus == 0 || d.backend() == v1::COLLECTIVE_BACKEND_GLOO) return absl::OkStatus();
-    // The default takes the GPUs only when every rank gets one; otherwise it stays on the CPU.
-    if (d.world_size() > gpus) {
-      return absl::FailedPreconditionError(
-          strings::Cat("training.distributed.world_size: ", d.world_size(),
-                       " ranks on the default device (\"cuda\" here) "
-                       "need ",
-                       d.world_size(), " GPUs on this host, but it has ", gpus,
-                       ": lower world_size or set training.distributed.device to \"cpu\""));
-    }
-    return absl::OkStatus();
+  if (device.kind == Kind::kAuto && d.backend() == v1::COLLECTIVE_BACKEND_NCCL && gpus == 0) {
+    return absl::FailedPreconditionError(
+        "training.distributed.backend: NCCL needs a CUDA GPU, but this host has none (no CUDA device "
+        "visible): use COLLECTIVE_BACKEND_GLOO or leave it unset");
   }
-  if (device.kind == student::DeviceRequest::Kind::kCpu) return absl::OkStatus();
-  if (device.index >= 0) {
-    return student::ResolveDevice(device, device.index, "training.distributed.device").status();
+  // The ranks compute on GPUs for "cuda" and "cuda:N", and for the default on a host that has GPUs
+  // (unless the backend is Gloo); then each rank needs its own.
+  const bool on_gpus = device.kind == Kind::kCuda ||
+                       (device.kind == Kind::kAuto && gpus > 0 && d.backend() != v1::COLLECTIVE_BACKEND_GLOO);
+  if (!on_gpus) return absl::OkStatus();
+  if (device.index >= 0 || gpus == 0) {
+    return student::ResolveDevice(device, std::max(device.index, 0), kField).status();
   }
-  if (gpus == 0) return student::ResolveDevice(device, 0, "training.distributed.device").status();
   if (d.world_size() > gpus) {
-    return absl::FailedPreconditionError(strings::Cat("training.distributed.world_size: ", d.world_size(),
-                                                      " ranks on \"cuda\" need one GPU each, but this "
-                                                      "host has ",
-                                                      gpus, " CUDA GPU", gpus == 1 ? "" : "s"));
+    const bool by_default = device.kind == Kind::kAuto;
+    return absl::FailedPreconditionError(
+        strings::Cat("training.distributed.world_size: ", d.world_size(), " ranks on ",
+                     by_default ? "the default device (\"cuda\" here)" : "\"cuda\"",
+                     " need one GPU each, but this host has ", gpus, " CUDA GPU", gpus == 1 ? "" : "s",
+                     by_default ? ": lower world_size or set training.distributed.device to \"cpu\"" : ""));
   }
   return absl::OkStatus();
 }
